@@ -1,0 +1,1 @@
+"""text4seg: semantic descriptors, the MLLM that writes them, and the coarse masks they decode to."""
