@@ -1,0 +1,288 @@
+"""Composing one synthetic scene: background, text instances with effects, and their exact masks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from data_builders.synthetic import colours, effects
+from data_builders.synthetic.backgrounds import sample_background
+from data_builders.synthetic.config import SyntheticConfig
+from data_builders.synthetic.fonts import FontSpec, font_set
+from data_builders.synthetic.render import TextLayer, render_text
+from data_builders.synthetic.words import sample_text
+
+# Font size as a fraction of the image side: (class name, low, high).
+SIZE_CLASSES = (("tiny", 0.035, 0.05), ("small", 0.05, 0.09), ("medium", 0.09, 0.16))
+SIZE_CLASSES += (("large", 0.16, 0.28), ("huge", 0.28, 0.45))
+_PLACEMENT_TRIES = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instance:
+    """Attributes of one placed text instance (what `instances` rows in the Arrow data hold)."""
+
+    text: str
+    box: tuple[int, int, int, int]
+    """[x0, y0, x1, y1] of the stroke pixels, x1/y1 exclusive."""
+    colour: str
+    """Palette name of the fill colour (data_builders.synthetic.colours)."""
+    size: str
+    """Size class: tiny, small, medium, large, huge (font size relative to the image side)."""
+    position: str
+    """Where the box centre falls on a 3x3 grid: "top left", "top", ..., "center", ..., "bottom right"."""
+    orientation: str
+    """horizontal, rotated or vertical."""
+    angle: float
+    curved: bool
+    perspective: bool
+    font: str
+    """Font style words, e.g. "bold serif"."""
+    font_family: str
+    plate: str
+    """Palette name of the sign plate behind the text, or "" when there is none."""
+    outline: bool
+    shadow: bool
+    low_contrast: bool
+    area: int
+    """Stroke pixel count."""
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["box"] = list(self.box)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticScene:
+    """One generated sample.
+
+    Attributes:
+        image: HxWx3 uint8 RGB, final (after blur/noise/JPEG).
+        clean: HxWx3 uint8 RGB before post-processing.
+        background: HxWx3 uint8 RGB of everything but the text fill (photo/texture, plates, outlines,
+            shadows); equals `clean` wherever `mask` is False.
+        mask: HxW bool stroke pixels of all instances.
+        effect_mask: HxW bool outline/shadow pixels (TextSeg's "word effect", background for scoring).
+        instance_masks: per-instance HxW bool stroke masks, disjoint, in `instances` order.
+        instances: attributes per instance.
+        background_kind: "photo:<name>" or "texture:<kind>".
+        post_effects: names of the degradations applied to `image`.
+    """
+
+    image: np.ndarray
+    clean: np.ndarray
+    background: np.ndarray
+    mask: np.ndarray
+    effect_mask: np.ndarray
+    instance_masks: tuple[np.ndarray, ...]
+    instances: tuple[Instance, ...]
+    background_kind: str
+    post_effects: tuple[str, ...]
+
+
+def position_name(cx: float, cy: float, size: int) -> str:
+    row = ("top", "", "bottom")[min(int(3 * cy / size), 2)]
+    col = ("left", "", "right")[min(int(3 * cx / size), 2)]
+    return " ".join(p for p in (row, col) if p) or "center"
+
+
+def size_class(font_size: float, image_size: int) -> str:
+    rel = font_size / image_size
+    for name, _, high in SIZE_CLASSES:
+        if rel < high:
+            return name
+    return SIZE_CLASSES[-1][0]
+
+
+def _sample_geometry(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[str, float, float, float]:
+    """(orientation, angle degrees, bend radians, perspective strength) for one instance."""
+    roll = rng.random()
+    if roll < cfg.p_vertical:
+        orientation, angle = "vertical", float(rng.choice([90.0, -90.0]))
+    elif roll < cfg.p_vertical + cfg.p_rotated:
+        orientation = "rotated"
+        angle = float(rng.uniform(5.0, max(cfg.max_rotation, 5.0)) * rng.choice([1, -1]))
+    else:
+        orientation, angle = "horizontal", 0.0
+    bend = float(rng.uniform(0.5, 2.0) * rng.choice([1, -1])) if rng.random() < cfg.p_curved else 0.0
+    persp = float(rng.uniform(0.05, 0.18)) if rng.random() < cfg.p_perspective else 0.0
+    return orientation, angle, bend, persp
+
+
+def _render_fitting(rng, cfg: SyntheticConfig, text: str, font: FontSpec) -> tuple[TextLayer, float, tuple]:
+    """Render at a sampled size, shrinking until the layer fits inside 90% of the image."""
+    _, low, high = SIZE_CLASSES[rng.integers(len(SIZE_CLASSES))]
+    font_size = max(7.0, rng.uniform(low, high) * cfg.size)
+    geometry = _sample_geometry(rng, cfg)
+    _, angle, bend, persp = geometry
+    for _ in range(6):
+        layer = render_text(
+            text,
+            font_path=font.path,
+            font_size=int(font_size),
+            angle=angle,
+            bend=bend,
+            perspective=persp,
+            rng=rng,
+        )
+        h, w = layer.alpha.shape
+        scale = 0.9 * cfg.size / max(h, w)
+        if scale >= 1.0:
+            return layer, font_size, geometry
+        font_size = max(7.0, font_size * scale * 0.97)
+    return layer, font_size, geometry
+
+
+def _place(rng, shape: tuple[int, int], size: int, margin: int, taken: list) -> tuple[int, int] | None:
+    h, w = shape
+    if h + 2 >= size or w + 2 >= size:
+        return None
+    for _ in range(_PLACEMENT_TRIES):
+        y = int(rng.integers(1, size - h))
+        x = int(rng.integers(1, size - w))
+        box = (x - margin, y - margin, x + w + margin, y + h + margin)
+        if all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1] for t in taken):
+            taken.append(box)
+            return x, y
+    return None
+
+
+@dataclass
+class _Planned:
+    """An instance after placement and before painting (internal)."""
+
+    text: str
+    font: FontSpec
+    font_size: float
+    geometry: tuple[str, float, float, float]
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+    pad: int
+    plate: bool
+    outline: bool
+    shadow: bool
+    low_contrast: bool
+
+
+def _plan_instances(rng, cfg: SyntheticConfig, count: int) -> list[_Planned]:
+    fonts = font_set(cfg.fonts)
+    taken: list = []
+    planned: list[_Planned] = []
+    for _ in range(count):
+        text = sample_text(rng)
+        font = fonts[rng.integers(len(fonts))]
+        layer, font_size, geometry = _render_fitting(rng, cfg, text, font)
+        pad = max(2, int(0.3 * font_size))
+        flags = [rng.random() < p for p in (cfg.p_plate, cfg.p_outline, cfg.p_shadow, cfg.p_low_contrast)]
+        plate, outline, shadow, low_contrast = flags
+        if low_contrast:  # a faint word on a plate or with an outline would not be low contrast
+            plate = outline = shadow = False
+        spot = _place(rng, layer.alpha.shape, cfg.size, pad + 2, taken)
+        if spot is None:
+            continue
+        x, y = spot
+        mask = np.zeros((cfg.size, cfg.size), bool)
+        h, w = layer.alpha.shape
+        mask[y : y + h, x : x + w] = layer.alpha >= 0.5
+        ys, xs = np.nonzero(mask)
+        if ys.size < 4:  # too small to survive thresholding: nothing to segment
+            taken.pop()
+            continue
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        planned.append(
+            _Planned(text, font, font_size, geometry, mask, box, pad, plate, outline, shadow, low_contrast)
+        )
+    return planned
+
+
+def _paint_effects(rng, canvas: np.ndarray, item: _Planned, local: np.ndarray) -> tuple[str, str, np.ndarray]:
+    """Paint plate/shadow/outline for one instance; return (text colour name, plate name, effect mask)."""
+    effect = np.zeros(item.mask.shape, bool)
+    plate_name = ""
+    if item.plate:
+        text_name = colours.NAMES[rng.integers(len(colours.NAMES))]
+        plate_name = colours.contrasting_name(rng, np.array(colours.PALETTE[text_name]))
+        region = effects.plate_region(item.mask.shape, item.box, item.pad, radius=item.pad // 2)
+        effects.paint(canvas, region, np.array(colours.PALETTE[plate_name]))
+        local = np.array(colours.PALETTE[plate_name], np.float32)
+    else:
+        text_name = colours.contrasting_name(rng, local)
+    text_rgb = np.array(colours.PALETTE[text_name], np.float32)
+    if item.shadow:
+        offset = max(1, int(0.08 * item.font_size))
+        region = effects.shadow_region(item.mask, offset, offset)
+        effects.paint(canvas, region, np.array([10.0, 10.0, 10.0]), opacity=float(rng.uniform(0.5, 0.8)))
+        effect |= region
+    if item.outline:
+        width = max(1, int(0.06 * item.font_size))
+        region = effects.outline_region(item.mask, width)
+        effects.paint(canvas, region, np.array(colours.PALETTE[colours.contrasting_name(rng, text_rgb)]))
+        effect |= region
+    return text_name, plate_name, effect
+
+
+def _fill_colour(rng, item: _Planned, text_name: str, local: np.ndarray) -> tuple[np.ndarray, str]:
+    if item.low_contrast:
+        # Shift the local background by a small luminance step: visible, but only just.
+        step = rng.uniform(25, 45) * (1 if local.mean() < 128 else -1)
+        rgb = np.clip(local + step, 0, 255)
+        return rgb, colours.nearest_name(rgb)
+    jitter = rng.uniform(-12, 12, size=3)
+    return np.clip(np.array(colours.PALETTE[text_name], np.float32) + jitter, 0, 255), text_name
+
+
+def _instance(item: _Planned, colour: str, plate: str, size: int) -> Instance:
+    orientation, angle, bend, persp = item.geometry
+    x0, y0, x1, y1 = item.box
+    return Instance(
+        text=item.text, box=item.box, colour=colour, size=size_class(item.font_size, size),
+        position=position_name((x0 + x1) / 2, (y0 + y1) / 2, size), orientation=orientation, angle=angle,
+        curved=bend != 0 and len(item.text) > 1, perspective=persp > 0, font=item.font.description,
+        font_family=item.font.family, plate=plate, outline=item.outline, shadow=item.shadow,
+        low_contrast=item.low_contrast, area=int(item.mask.sum()),
+    )  # fmt: skip
+
+
+def compose_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> SyntheticScene:
+    """Draw one scene. Same config and same generator state give the same scene, bit for bit."""
+    background, kind = sample_background(rng, cfg.size, cfg.p_photo)
+    count = 0 if rng.random() < cfg.p_no_text else int(rng.integers(1, cfg.max_instances + 1))
+    planned = _plan_instances(rng, cfg, count)
+    canvas = background.astype(np.float32)
+    effect_mask = np.zeros((cfg.size, cfg.size), bool)
+    fills: list[tuple[np.ndarray, np.ndarray]] = []
+    instances: list[Instance] = []
+    for item in planned:
+        x0, y0, x1, y1 = item.box
+        local = canvas[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+        text_name, plate_name, effect = _paint_effects(rng, canvas, item, local)
+        if item.plate:
+            local = np.array(colours.PALETTE[plate_name], np.float32)
+        rgb, colour = _fill_colour(rng, item, text_name, local)
+        effect_mask |= effect
+        fills.append((item.mask, rgb))
+        instances.append(_instance(item, colour, plate_name, cfg.size))
+    effects_bg = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    clean = effects_bg.copy()
+    union = np.zeros((cfg.size, cfg.size), bool)
+    for mask, rgb in fills:
+        clean[mask] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+        union |= mask
+    # A stroke pixel identical to what lies behind it would make the mask claim an invisible pixel.
+    same = union & (clean == effects_bg).all(axis=-1)
+    clean[same] = np.where(effects_bg[same] > 127, effects_bg[same] - 12, effects_bg[same] + 12)
+    image, applied = effects.post_process(
+        clean, rng, p_blur=cfg.p_blur, p_noise=cfg.p_noise, p_jpeg=cfg.p_jpeg
+    )
+    return SyntheticScene(
+        image=image, clean=clean, background=effects_bg, mask=union, effect_mask=effect_mask & ~union,
+        instance_masks=tuple(m for m, _ in fills), instances=tuple(instances), background_kind=kind,
+        post_effects=tuple(applied),
+    )  # fmt: skip
+
+
+def scene_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator for sample `index` of a build with `seed`: independent of worker count and order."""
+    return np.random.default_rng([seed, index])
