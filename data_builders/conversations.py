@@ -1,0 +1,290 @@
+"""Chat samples for MLLM training: a question, and an answer that is a Text4Seg descriptor.
+
+Segmentation answers are exactly `format_answer(encode_rrle(grid), sentence=...)`, with the grid from
+`text4seg.masks` (nearest or area rule), so decoding an answer gives back the ground-truth grid. The
+"describe" task answers in prose from synthetic attributes; the refiner reuses such descriptions as
+per-image text prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from data_builders.records import Record
+from text4seg.codec import BACKGROUND, encode_rrle, format_answer
+from text4seg.masks import GRID_RULES, descriptor_from_index, grid_from_mask
+from text4seg.templates import TemplateSet
+
+_FORBIDDEN = ("|", "*", "\n", "\r", "<seg>", "</seg>")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationConfig:
+    """How records become chat samples."""
+
+    template_set: str = "default"
+    """Key into text4seg.templates.TEMPLATE_SETS (the same key must be used at inference)."""
+    grid_sizes: tuple[int, ...] = (16,)
+    """Descriptor grid sides to draw from (each sample picks one); Text4Seg uses 16, 24, 32."""
+    grid_rule: str = "nearest"
+    """"nearest" (Text4Seg's rule: a patch takes its centre pixel) or "area" (coverage >= threshold)."""
+    area_threshold: float = 0.25
+    """Foreground coverage a patch needs under the area rule (thin strokes rarely fill half a patch)."""
+    scene_text_target: str = "text"
+    """Query text and foreground label of the scene-text task."""
+    referring_label: str = "sentence"
+    """Foreground label for referring answers: "sentence" (the expression, Text4Seg) or "target" (a fixed word)."""
+    max_referring: int = 3
+    """Most referring samples per synthetic image."""
+    describe: bool = True
+    """Whether synthetic images also get a "describe the text's appearance" sample."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grid_sizes", tuple(int(g) for g in self.grid_sizes))
+        if not self.grid_sizes or min(self.grid_sizes) < 1:
+            raise ValueError(f"grid_sizes {self.grid_sizes} must be non-empty and positive")
+        if self.grid_rule not in GRID_RULES:
+            raise ValueError(f"grid_rule {self.grid_rule!r} not in {GRID_RULES}")
+        if not 0.0 < self.area_threshold <= 1.0:
+            raise ValueError(f"area_threshold {self.area_threshold} outside (0, 1]")
+        if self.referring_label not in ("sentence", "target"):
+            raise ValueError(f"referring_label {self.referring_label!r} not in ('sentence', 'target')")
+        if self.max_referring < 0:
+            raise ValueError(f"max_referring {self.max_referring} < 0")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ConversationConfig:
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown ConversationConfig keys {unknown}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationSample:
+    """One chat sample.
+
+    Attributes:
+        image: HxWx3 uint8 RGB.
+        messages: [{"role": "user", "content": "<image>\\n..."}, {"role": "assistant", "content": ...}].
+        task: scene_text, referring, semantic or describe.
+        target: the query text (label, expression or "|"-joined classes).
+        grid_h, grid_w: descriptor grid size (0 for describe).
+        grid_rule: rule used for the ground-truth grid ("" for describe).
+        source_id: the record's source id.
+    """
+
+    image: np.ndarray
+    messages: list[dict[str, str]]
+    task: str
+    target: str
+    grid_h: int
+    grid_w: int
+    grid_rule: str
+    source_id: str
+
+
+def clean_label(text: str) -> str:
+    """A descriptor label cannot hold the codec's separators; replace them with spaces."""
+    for token in _FORBIDDEN:
+        text = text.replace(token, " ")
+    return " ".join(text.split()) or "object"
+
+
+def _chat(templates: TemplateSet, task: str, target: str, answer: str, q_index: int) -> list[dict[str, str]]:
+    return [
+        {"role": "user", "content": templates.question(task, target, index=q_index)},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+def segmentation_sample(
+    image: np.ndarray,
+    index_map: np.ndarray,
+    names: Sequence[str],
+    *,
+    task: str,
+    target: str,
+    source_id: str,
+    cfg: ConversationConfig,
+    templates: TemplateSet,
+    rng: np.random.Generator,
+) -> ConversationSample:
+    """A segmentation sample from an HxW int index map (0 = background) and its label names."""
+    side = cfg.grid_sizes[int(rng.integers(len(cfg.grid_sizes)))]
+    grid_idx = grid_from_mask(
+        index_map, grid_size=(side, side), rule=cfg.grid_rule, threshold=cfg.area_threshold
+    )
+    grid = descriptor_from_index(np.asarray(grid_idx, np.int64), [BACKGROUND, *names])
+    q_index, a_index = templates.sample_indices(task, rng)
+    answer = format_answer(encode_rrle(grid), sentence=templates.answer_sentence(task, target, index=a_index))
+    return ConversationSample(
+        image=image, messages=_chat(templates, task, target, answer, q_index), task=task, target=target,
+        grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id,
+    )  # fmt: skip
+
+
+def describe_instances(instances: Sequence[dict]) -> str:
+    """Plain prose about each instance, e.g. "'EXIT': large red text in a bold sans font, at the top left"."""
+    if not instances:
+        return "There is no text in this image."
+    count = len(instances)
+    parts = [f"There {'is one word' if count == 1 else f'are {count} words'} in this image."]
+    for inst in instances:
+        details = [f"{inst['size']} {inst['colour']} text in a {inst['font']} font", _where(inst["position"])]
+        if inst["plate"]:
+            details.append(f"on a {inst['plate']} sign")
+        if inst["curved"]:
+            details.append("curved")
+        if inst["orientation"] != "horizontal":
+            details.append(inst["orientation"])
+        if inst["outline"]:
+            details.append("with an outline")
+        if inst["shadow"]:
+            details.append("with a shadow")
+        if inst["low_contrast"]:
+            details.append("in low contrast")
+        parts.append(f"'{inst['text']}': " + ", ".join(details) + ".")
+    return " ".join(parts)
+
+
+def _where(position: str) -> str:
+    return "in the center" if position == "center" else f"at the {position}"
+
+
+def describe_sample(
+    image: np.ndarray, instances: Sequence[dict], *, source_id: str, templates: TemplateSet, rng
+) -> ConversationSample:
+    q_index, _ = templates.sample_indices("describe", rng)
+    answer = describe_instances(instances)
+    return ConversationSample(
+        image=image, messages=_chat(templates, "describe", "", answer, q_index), task="describe", target="",
+        grid_h=0, grid_w=0, grid_rule="", source_id=source_id,
+    )  # fmt: skip
+
+
+def _semantic_sample(
+    record: Record, cfg: ConversationConfig, templates: TemplateSet, rng
+) -> ConversationSample:
+    """Query the classes present in the image (in index order) with `|`-joined names."""
+    present = sorted(int(v) for v in np.unique(record.label_map) if v >= 0)
+    if not present:
+        present = []
+    names = [clean_label(record.class_names[v]) for v in present]
+    lookup = np.zeros(len(record.class_names) + 1, np.int64)  # shifted by one: -1 (unlabeled) -> 0
+    for new, old in enumerate(present, start=1):
+        lookup[old + 1] = new
+    index_map = lookup[record.label_map.astype(np.int64) + 1]
+    target = "|".join(names) if names else "others"
+    return segmentation_sample(
+        record.image, index_map, names, task="semantic", target=target, source_id=record.source_id,
+        cfg=cfg, templates=templates, rng=rng,
+    )  # fmt: skip
+
+
+def _mask_sample(image, mask, *, task, target, label, source_id, cfg, templates, rng) -> ConversationSample:
+    return segmentation_sample(
+        image, mask.astype(np.int64), [label], task=task, target=target, source_id=source_id,
+        cfg=cfg, templates=templates, rng=rng,
+    )  # fmt: skip
+
+
+def conversations_from_record(
+    record: Record, *, cfg: ConversationConfig, templates: TemplateSet, rng: np.random.Generator
+) -> list[ConversationSample]:
+    """One sample per record: scene text queries `cfg.scene_text_target`, referring its sentence."""
+    if record.task == "semantic":
+        return [_semantic_sample(record, cfg, templates, rng)]
+    mask = record.mask
+    if record.ignore is not None:  # scored as background (TextSeg protocol), so taught as background
+        mask = mask & ~record.ignore
+    if record.task == "scene_text":
+        target = label = cfg.scene_text_target
+    else:
+        target = record.text
+        label = clean_label(record.text) if cfg.referring_label == "sentence" else cfg.scene_text_target
+    sample = _mask_sample(
+        record.image, mask, task=record.task, target=target, label=label, source_id=record.source_id,
+        cfg=cfg, templates=templates, rng=rng,
+    )  # fmt: skip
+    return [sample]
+
+
+def conversations_from_synthetic(
+    row: dict, *, cfg: ConversationConfig, templates: TemplateSet, rng: np.random.Generator
+) -> list[ConversationSample]:
+    """Scene-text, referring and describe samples from one synthetic Arrow row."""
+    from data_builders.synthetic.writers import decode_rle
+
+    image = np.asarray(row["image"].convert("RGB"))
+    mask = np.asarray(row["mask"]) > 127
+    source_id = row["source_id"]
+    target = cfg.scene_text_target
+    common = {"source_id": source_id, "cfg": cfg, "templates": templates, "rng": rng}
+    samples = [_mask_sample(image, mask, task="scene_text", target=target, label=target, **common)]
+    instance_masks = [decode_rle(text) for text in row["instance_masks"]]
+    for expr in row["referring"][: cfg.max_referring]:
+        target_mask = np.zeros(mask.shape, bool)
+        for i in expr["targets"]:
+            target_mask |= instance_masks[i]
+        sentence = expr["sentence"]
+        label = clean_label(sentence) if cfg.referring_label == "sentence" else cfg.scene_text_target
+        samples.append(
+            _mask_sample(image, target_mask, task="referring", target=sentence, label=label, **common)
+        )
+    if cfg.describe:
+        samples.append(
+            describe_sample(image, row["instances"], source_id=source_id, templates=templates, rng=rng)
+        )
+    return samples
+
+
+def conversation_features():
+    import datasets
+
+    return datasets.Features(
+        {
+            "image": datasets.Image(mode="RGB"),
+            "messages": datasets.List(
+                {"role": datasets.Value("string"), "content": datasets.Value("string")}
+            ),
+            "task": datasets.Value("string"),
+            "target": datasets.Value("string"),
+            "grid_h": datasets.Value("int32"),
+            "grid_w": datasets.Value("int32"),
+            "grid_rule": datasets.Value("string"),
+            "source_id": datasets.Value("string"),
+        }
+    )
+
+
+def _sample_row(sample: ConversationSample) -> dict:
+    from PIL import Image
+
+    row = {f.name: getattr(sample, f.name) for f in fields(sample)}
+    row["image"] = Image.fromarray(sample.image, "RGB")
+    return row
+
+
+def samples_to_dataset(samples: Iterable[ConversationSample]):
+    """A `datasets.Dataset` with the conversation columns (docs/data.md)."""
+    import datasets
+
+    return datasets.Dataset.from_list([_sample_row(s) for s in samples], features=conversation_features())
+
+
+def iter_synthetic_conversations(
+    data, *, cfg: ConversationConfig, templates: TemplateSet, seed: int
+) -> Iterator[ConversationSample]:
+    """All samples of a synthetic dataset; row i uses generator (seed, i) so output is reproducible."""
+    for i, row in enumerate(data):
+        yield from conversations_from_synthetic(
+            row, cfg=cfg, templates=templates, rng=np.random.default_rng([seed, i])
+        )
