@@ -1,0 +1,144 @@
+"""LoRA / QLoRA through peft on the language model only; adapter save, load and merge.
+
+The target is a regex anchored on the architecture's language-model prefix: CLIP's vision tower also
+has `q_proj`/`v_proj`, and a bare list of layer names would LoRA it too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECTOR_MODES = ("train", "lora", "freeze")
+LM_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraSettings:
+    """LoRA hyper-parameters (reference recipe: r 64, alpha 128, dropout 0.05, all LM linear layers)."""
+
+    r: int = 64
+    """Rank of each adapter."""
+    alpha: int = 128
+    """Scaling numerator (update is alpha / r · B·A)."""
+    dropout: float = 0.05
+    """Dropout on the adapter input."""
+    layers: tuple[str, ...] = LM_LINEAR_LAYERS
+    """Names of the language model's linear layers that get adapters."""
+    projector: str = "train"
+    """"train": projector fully trainable and saved with the adapter; "lora": adapters on its linear
+    layers; "freeze": untouched."""
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"r {self.r} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout {self.dropout} not in [0, 1)")
+        if self.projector not in PROJECTOR_MODES:
+            raise ValueError(f"projector {self.projector!r} not in {PROJECTOR_MODES}")
+        if not self.layers:
+            raise ValueError("layers is empty: LoRA needs at least one language-model linear layer")
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+
+def lora_target_regex(model, *, spec, settings: LoraSettings) -> str:
+    """Full-match regex over module names: the LM's chosen linear layers (+ projector linears if "lora")."""
+    language = rf"{re.escape(spec.language_model)}\.(?:.*\.)?(?:{'|'.join(map(re.escape, settings.layers))})"
+    if settings.projector != "lora":
+        return language
+    projector = "|".join(re.escape(name) for name in spec.module_names(model, "projector"))
+    if not projector:
+        raise ValueError(f"projector pattern {spec.projector!r} matched no linear layer")
+    return rf"(?:{language})|(?:{projector})"
+
+
+def _projector_module_names(model, spec) -> list[str]:
+    """The projector module itself, for peft's `modules_to_save` (saved in full with the adapter)."""
+    if spec.projector not in dict(model.named_modules()):
+        raise ValueError(f"projector {spec.projector!r} is not a module of {type(model).__name__}")
+    return [spec.projector]
+
+
+def attach_lora(model, *, spec, settings: LoraSettings, quantized: bool = False):
+    """Wrap `model` in a `PeftModel` with fresh adapters; only adapters (+ projector if "train") train."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=lora_target_regex(model, spec=spec, settings=settings),
+        modules_to_save=_projector_module_names(model, spec) if settings.projector == "train" else None,
+        bias="none",
+    )
+    peft_model = get_peft_model(model, config)
+    leaked = [
+        n for n, p in peft_model.named_parameters() if p.requires_grad and spec.part_of(n) == "vision_tower"
+    ]
+    if leaked:
+        raise ValueError(f"{len(leaked)} vision-tower parameters are trainable, e.g. {leaked[0]}")
+    return peft_model
+
+
+def save_adapter(model, out_dir: str | Path) -> Path:
+    """Write the adapter weights (+ trainable projector) and `adapter_config.json` as safetensors."""
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+def load_adapter(model, adapter_dir: str | Path, *, trainable: bool = False):
+    """Attach a saved adapter to a freshly loaded base model."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+
+
+def merge_adapter(peft_model):
+    """Fold the adapters into a full-precision base and return the plain transformers model."""
+    if getattr(peft_model, "is_loaded_in_4bit", False) or getattr(peft_model, "is_loaded_in_8bit", False):
+        raise ValueError("the base is quantized: merge with merge_qlora_adapter(base_path, adapter_dir)")
+    return peft_model.merge_and_unload()
+
+
+def merge_qlora_adapter(base_path: str | Path, adapter_dir: str | Path, *, dtype: str = "float32"):
+    """Merge a QLoRA adapter into the dequantized base: the merged model computes what 4-bit + LoRA did.
+
+    Folding into the original full-precision weights instead would add the quantization error the
+    adapter was never trained to see.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from text4seg.mllm.loading import load_mllm
+
+    quantized = load_mllm(base_path, dtype=dtype, quantization="4bit").model
+    dequantized = _dequantized_weights(quantized)
+    del quantized
+    model = AutoModelForImageTextToText.from_pretrained(base_path, dtype=getattr(torch, dtype))
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, weight in dequantized.items():
+            target = modules[name].weight
+            if target.shape != weight.shape:
+                raise ValueError(f"{name}: dequantized {tuple(weight.shape)} != base {tuple(target.shape)}")
+            target.copy_(weight.to(target.dtype))
+    return merge_adapter(load_adapter(model, adapter_dir))
+
+
+def _dequantized_weights(model) -> dict:
+    import bitsandbytes as bnb
+
+    weights = {}
+    for name, module in model.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            weight = module.weight
+            weights[name] = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(
+                module.out_features, module.in_features
+            )
+    if not weights:
+        raise ValueError("no bitsandbytes Linear4bit module found: the model is not 4-bit quantized")
+    return weights
