@@ -1,0 +1,227 @@
+"""Training samples for the refiner: augmented image, stroke mask and an imperfect coarse mask.
+
+Rows come from a ``datasets.Dataset`` with ``image`` (RGB) and ``mask`` (L, 0/255) columns — the
+project's synthetic and real scene-text datasets. Augmentation follows ST-SAM (rotation, colour
+jitter, large-scale jitter) with torchvision's v2 transforms, which move image and masks together.
+
+The coarse mask plays the MLLM's part. ``source="gt"`` makes it from the ground truth the way a
+descriptor is made (``text4seg.masks.grid_from_mask`` to a g×g grid) and then damages it — drops
+foreground patches, shifts the grid, adds false-positive patches — so the refiner learns to
+correct an imperfect MLLM. ``source="cached"`` reads cached MLLM answers (R-RLE text) from a column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stsam_refiner.predict import coarse_to_mask_prompt
+
+COARSE_SOURCES = ("gt", "cached")
+
+
+@dataclass
+class CoarseConfig:
+    """How training coarse masks are made."""
+
+    source: str = "gt"
+    """``gt`` (damaged ground-truth grid) or ``cached`` (MLLM answers in ``cached_column``)."""
+    grid: int = 16
+    """Descriptor grid side (Text4Seg's main setting is 16)."""
+    rule: str = "area"
+    """``text4seg.masks.grid_from_mask`` rule for GT grids: ``nearest`` or ``area``."""
+    threshold: float = 0.1
+    """Area fraction for the ``area`` rule (strokes are thin: a low bar keeps text patches)."""
+    drop_prob: float = 0.15
+    """Chance that each foreground patch is dropped."""
+    add_prob: float = 0.03
+    """Chance that each background patch becomes a false positive."""
+    shift_prob: float = 0.3
+    """Chance that the whole grid is shifted by up to ``max_shift`` patches."""
+    max_shift: int = 1
+    """Largest shift in patches."""
+    cached_column: str = "coarse"
+    """Column with the MLLM's raw answer text (R-RLE inside <seg>…</seg>) for ``cached``."""
+
+    def __post_init__(self) -> None:
+        if self.source not in COARSE_SOURCES:
+            raise ValueError(f"coarse.source {self.source!r} not in {COARSE_SOURCES}")
+        for name in ("drop_prob", "add_prob", "shift_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"coarse.{name} {getattr(self, name)} outside [0, 1]")
+        if self.grid < 1 or self.max_shift < 0:
+            raise ValueError(f"coarse.grid {self.grid} must be >= 1 and max_shift {self.max_shift} >= 0")
+
+
+@dataclass
+class AugmentConfig:
+    """ST-SAM's augmentation."""
+
+    enabled: bool = True
+    """Augment at all (off: resize the longest side to S and pad, as at inference)."""
+    rotation: float = 15.0
+    """Largest rotation in degrees."""
+    scale_min: float = 0.5
+    """Large-scale jitter: smallest scale relative to fitting the image in S×S."""
+    scale_max: float = 1.5
+    """Large-scale jitter: largest scale."""
+    brightness: float = 0.3
+    """Colour jitter brightness."""
+    contrast: float = 0.3
+    """Colour jitter contrast."""
+    saturation: float = 0.3
+    """Colour jitter saturation."""
+    hue: float = 0.03
+    """Colour jitter hue."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(
+                f"augment scale range ({self.scale_min}, {self.scale_max}) must be 0 < min <= max"
+            )
+
+
+@dataclass
+class RefinerSample:
+    """One training sample at the model's input size S."""
+
+    image: torch.Tensor
+    """3×S×S float32 RGB in [0, 255] (normalised by the model)."""
+    target: torch.Tensor
+    """1×S×S float32 stroke mask in {0, 1}."""
+    mask_prompt: torch.Tensor
+    """1×M×M float32 coarse-mask logits (±6.9), M = S/4."""
+    coarse_grid: np.ndarray
+    """g×g bool coarse grid the prompt was made from."""
+    description: str | None
+    """Optional per-image description of the text's look."""
+
+
+def damage_grid(grid: np.ndarray, cfg: CoarseConfig, rng: np.random.Generator) -> np.ndarray:
+    """Drop foreground patches, shift, add false positives (g×g bool → g×g bool)."""
+    out = grid & (rng.random(grid.shape) >= cfg.drop_prob)
+    if cfg.max_shift and rng.random() < cfg.shift_prob:
+        dy, dx = rng.integers(-cfg.max_shift, cfg.max_shift + 1, size=2)
+        shifted = np.zeros_like(out)
+        h, w = out.shape
+        shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = out[
+            max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
+        out = shifted
+    return out | (rng.random(grid.shape) < cfg.add_prob)
+
+
+def cached_grid(answer: str, grid: int) -> np.ndarray:
+    """Foreground (non-``others``) cells of a cached MLLM answer, g×g bool."""
+    from text4seg.codec import BACKGROUND
+    from text4seg.parser import parse_answer
+
+    parsed = parse_answer(answer, height=grid, width=grid)
+    return np.array([[label != BACKGROUND for label in row] for row in parsed.grid], dtype=bool)
+
+
+def describe(value) -> str | None:
+    """A description cell as text: strings pass through; the synthetic data's ``instances`` list
+    becomes the prose the MLLM is taught to say (``data_builders.conversations.describe_instances``)."""
+    if value is None or isinstance(value, str):
+        return value or None
+    from data_builders.conversations import describe_instances
+
+    return describe_instances(value)
+
+
+def build_transform(cfg: AugmentConfig, size: int):
+    """torchvision v2 pipeline over (image, mask…) at output side ``size``."""
+    from torchvision.transforms import v2
+
+    if not cfg.enabled:
+        return v2.Compose([v2.Resize(size - 1, max_size=size), v2.RandomCrop(size, pad_if_needed=True)])
+    return v2.Compose(
+        [
+            v2.RandomRotation(cfg.rotation),
+            v2.ScaleJitter((size, size), scale_range=(cfg.scale_min, cfg.scale_max), antialias=True),
+            v2.RandomCrop(size, pad_if_needed=True),
+            v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue),
+        ]
+    )
+
+
+class RefinerTrainSet(torch.utils.data.Dataset):
+    """Map-style dataset of :class:`RefinerSample` over a ``datasets.Dataset``."""
+
+    def __init__(
+        self,
+        *,
+        rows,
+        image_size: int,
+        coarse: CoarseConfig,
+        augment: AugmentConfig,
+        description_column: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        missing = {"image", "mask"} - set(rows.column_names)
+        if coarse.source == "cached":
+            missing |= {coarse.cached_column} - set(rows.column_names)
+        if missing:
+            raise ValueError(f"dataset lacks columns {sorted(missing)} (has {rows.column_names})")
+        self.rows = rows
+        self.size = image_size
+        self.coarse = coarse
+        self.description_column = description_column
+        self.transform = build_transform(augment, image_size)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> RefinerSample:
+        from torchvision import tv_tensors
+
+        from text4seg.masks import grid_from_mask, upsample_grid
+
+        row = self.rows[int(index)]
+        image = np.array(row["image"].convert("RGB"))
+        masks = [np.asarray(row["mask"].convert("L")) > 127]
+        if self.coarse.source == "cached":
+            grid = cached_grid(row[self.coarse.cached_column], self.coarse.grid)
+            masks.append(upsample_grid(grid, size=image.shape[:2]))
+        img_t = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous())
+        mask_t = [tv_tensors.Mask(torch.from_numpy(m.astype(np.uint8))[None]) for m in masks]
+        img_t, *mask_t = self.transform(img_t, *mask_t)
+        target = mask_t[0][0].numpy() > 0
+        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+        if self.coarse.source == "cached":
+            coarse = grid_from_mask(
+                mask_t[1][0].numpy() > 0, grid_size=(self.coarse.grid,) * 2, rule="nearest"
+            )
+        else:
+            clean = grid_from_mask(
+                target,
+                grid_size=(self.coarse.grid,) * 2,
+                rule=self.coarse.rule,
+                threshold=self.coarse.threshold,
+            )
+            coarse = damage_grid(clean, self.coarse, rng)
+        prompt = coarse_to_mask_prompt(coarse, original_size=(self.size, self.size), mask_size=self.size // 4)
+        description = describe(row[self.description_column]) if self.description_column else None
+        return RefinerSample(
+            image=img_t.float(),
+            target=torch.from_numpy(target.astype(np.float32))[None],
+            mask_prompt=torch.from_numpy(prompt),
+            coarse_grid=coarse,
+            description=description or None,
+        )
+
+
+def collate(samples: list[RefinerSample]) -> dict:
+    """Stack samples into a batch dict of tensors (+ lists for descriptions and grids)."""
+    return {
+        "images": torch.stack([s.image for s in samples]),
+        "targets": torch.stack([s.target for s in samples]),
+        "mask_prompts": torch.stack([s.mask_prompt for s in samples]),
+        "descriptions": [s.description for s in samples],
+        "coarse_grids": [s.coarse_grid for s in samples],
+    }

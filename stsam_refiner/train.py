@@ -1,0 +1,264 @@
+"""Refiner training with accelerate: resumable, tqdm progress, JSON-lines loss log.
+
+Launch with ``scripts/train_refiner.sh`` (one process, or torchrun for several GPUs / nodes / CPU
+processes over gloo), or ``python -m stsam_refiner.train --config configs/refiner/train_tiny.yaml``.
+
+Output folder: ``refiner.safetensors`` (the project checkpoint, see ``stsam_refiner.build``),
+``state/optimizer.pt`` + ``state/trainer.json`` (resume), ``log.jsonl`` (one line per logged step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from stsam_refiner.build import build_refiner, load_refiner, resolve_path, save_refiner
+from stsam_refiner.config import RefinerConfig, _from_dict
+from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
+from stsam_refiner.loss import refiner_loss
+
+
+@dataclass
+class TrainConfig:
+    """One refiner training run."""
+
+    model_config: str = "configs/refiner/tiny.yaml"
+    """RefinerConfig YAML (ignored when resuming or starting from ``init_checkpoint``)."""
+    data: str = ""
+    """Arrow dataset folder (``datasets.load_from_disk``) with ``image`` and ``mask`` columns."""
+    split: str | None = "train"
+    """Keep rows whose ``split`` column equals this (None: all rows; no column: all rows)."""
+    output_dir: str = "outputs/refiner"
+    """Where checkpoints, optimizer state and the loss log go."""
+    init_checkpoint: str | None = None
+    """Project checkpoint to start from instead of a fresh model."""
+    steps: int = 1000
+    """Optimizer steps in total (a resumed run continues up to this number)."""
+    batch_size: int = 4
+    """Images per step per process (ST-SAM: 4)."""
+    lr: float = 1e-4
+    """AdamW learning rate (ST-SAM: 1e-4)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 50
+    """Linear warm-up steps, then cosine decay to 10% at ``steps``."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip (0: off)."""
+    save_every: int = 200
+    """Steps between checkpoints (one is always written at the end)."""
+    log_every: int = 10
+    """Steps between log lines."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    threads: int = 0
+    """torch threads per process (0: leave torch's default)."""
+    seed: int = 0
+    """Seed for model init, shuffling and coarse-mask damage."""
+    description_column: str | None = None
+    """Column with per-image descriptions (the synthetic ``instances`` list is turned into prose)."""
+    coarse: CoarseConfig = field(default_factory=CoarseConfig)
+    """How coarse masks are made."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentation."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(
+                f"steps {self.steps}, batch_size {self.batch_size} must be >= 1 and lr {self.lr} > 0"
+            )
+        if self.save_every < 1 or self.log_every < 1:
+            raise ValueError(f"save_every {self.save_every} and log_every {self.log_every} must be >= 1")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML file whose top level is this config's fields."""
+        import yaml
+
+        with open(path, encoding="utf-8") as f:
+            return _from_dict(cls, yaml.safe_load(f) or {})
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    step: int
+    """Last optimizer step reached."""
+    losses: list[float]
+    """Total loss of every step run by this call (this process)."""
+    checkpoint: Path
+    """The project checkpoint written at the end."""
+
+
+def make_accelerator():
+    """accelerate's Accelerator; on CPU with several processes, a gloo process group."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if torch.cuda.is_available():
+        return Accelerator()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return Accelerator(cpu=True, kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")])
+    return Accelerator(cpu=True)
+
+
+def load_rows(path: str, split: str | None):
+    """The training rows of an Arrow dataset folder."""
+    import datasets
+
+    rows = datasets.load_from_disk(str(path))
+    if split is not None and "split" in rows.column_names:
+        rows = rows.filter(lambda s: s == split, input_columns="split")
+    if len(rows) == 0:
+        raise ValueError(f"{path}: no rows with split {split!r}")
+    return rows
+
+
+def _schedule(cfg: TrainConfig):
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _initial_model(cfg: TrainConfig, out: Path):
+    if (out / "refiner.safetensors").exists() and (out / "state" / "trainer.json").exists():
+        model, _ = load_refiner(out / "refiner.safetensors")
+        return model, json.loads((out / "state" / "trainer.json").read_text())
+    if cfg.init_checkpoint:
+        return load_refiner(cfg.init_checkpoint)[0], None
+    model, _ = build_refiner(RefinerConfig.from_yaml(resolve_path(cfg.model_config)))
+    return model, None
+
+
+def _save(accelerator, model, optimizer, out: Path, step: int) -> Path:
+    path = out / "refiner.safetensors"
+    if accelerator.is_main_process:
+        save_refiner(accelerator.unwrap_model(model), path)
+        (out / "state").mkdir(parents=True, exist_ok=True)
+        torch.save(optimizer.state_dict(), out / "state" / "optimizer.pt")
+        (out / "state" / "trainer.json").write_text(json.dumps({"step": step}))
+    accelerator.wait_for_everyone()
+    return path
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) training up to ``cfg.steps``; returns the losses of this call."""
+    from tqdm.auto import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    accelerator = make_accelerator()
+    out = Path(cfg.output_dir)
+    model, resume = _initial_model(cfg, out)
+    start = resume["step"] if resume else 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if resume:
+        optimizer.load_state_dict(torch.load(out / "state" / "optimizer.pt", weights_only=True))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg), last_epoch=start - 1)
+    dataset = RefinerTrainSet(
+        rows=load_rows(cfg.data, cfg.split),
+        image_size=model.image_size,
+        coarse=cfg.coarse,
+        augment=cfg.augment,
+        description_column=cfg.description_column,
+        seed=cfg.seed,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.num_workers
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    loss_cfg = accelerator.unwrap_model(model).cfg.loss
+    preprocess = accelerator.unwrap_model(model).sam.preprocess
+    losses: list[float] = []
+    step, started = start, time.time()
+    bar = tqdm(total=cfg.steps, initial=start, disable=not accelerator.is_local_main_process, desc="refiner")
+    model.train()
+    while step < cfg.steps:
+        dataset.epoch = step // max(1, len(loader))
+        for batch in loader:
+            if step >= cfg.steps:
+                break
+            out_ = model(
+                preprocess(batch["images"]), batch["mask_prompts"], descriptions=batch["descriptions"]
+            )
+            terms = refiner_loss(out_, batch["targets"], loss_cfg)
+            accelerator.backward(terms.total)
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(float(terms.total.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if step % cfg.log_every == 0 and accelerator.is_main_process:
+                record = {
+                    "step": step,
+                    "lr": scheduler.get_last_lr()[0],
+                    "time": round(time.time() - started, 1),
+                }
+                record.update(terms.as_floats())
+                out.mkdir(parents=True, exist_ok=True)
+                with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            if step % cfg.save_every == 0:
+                _save(accelerator, model, optimizer, out, step)
+    bar.close()
+    path = _save(accelerator, model, optimizer, out, step)
+    return TrainResult(step=step, losses=losses, checkpoint=path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stsam_refiner.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="TrainConfig YAML (configs/refiner/train_*.yaml)")
+    parser.add_argument("--data", help="Arrow dataset folder (overrides the config)")
+    parser.add_argument("--output-dir", help="output folder (overrides the config)")
+    parser.add_argument("--model-config", help="RefinerConfig YAML (overrides the config)")
+    parser.add_argument("--init-checkpoint", help="project checkpoint to start from")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--save-every", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--coarse-source", choices=["gt", "cached"])
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    for name in (
+        "data",
+        "output_dir",
+        "model_config",
+        "init_checkpoint",
+        "steps",
+        "batch_size",
+        "lr",
+        "save_every",
+        "threads",
+    ):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if args.coarse_source:
+        cfg.coarse.source = args.coarse_source
+    cfg.__post_init__()
+    if not cfg.data:
+        parser.error("no training data: give --data or set data in the config")
+    result = train(cfg)
+    tail = result.losses[-10:]
+    print(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint), "last_losses": tail}))
+
+
+if __name__ == "__main__":
+    main()
