@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make .venv/ hold the pinned dependency set (requirements-lock.txt) and this package, editable.
+# Idempotent: reinstalls only when requirements-lock.txt or pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python_bin=${PYTHON:-}
+if [ -z "$python_bin" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python_bin=$candidate; break; fi
+  done
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $python_bin" >&2
+  "$python_bin" -m venv .venv
+fi
+
+stamp=.venv/.text4seg-installed
+want=$(cat requirements-lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "bootstrap: installing pinned dependencies (first run: ~3 min, ~6 GB)" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-lock.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Subcommands of the ``text4seg`` CLI, one module each."""
