@@ -33,7 +33,7 @@ class _DataOnlyUnpickler(pickle.Unpickler):
 
 
 def load_data_pickle(path: Path):
-    """Unpickle `path` allowing only dict/list/tuple/set/str/bytes/int/float/bool/None.
+    """Unpickle `path` allowing only dict/list/tuple/set/str/int/float/bool/None.
 
     Python 2 pickles (the published REFER files) hold byte strings; they are decoded as UTF-8, and
     as Latin-1 if that fails.
