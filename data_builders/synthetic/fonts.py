@@ -16,6 +16,9 @@ from pathlib import Path
 _EXCLUDED_PREFIXES = ("DejaVuSansDisplay", "DejaVuSerifDisplay", "LastResort", "STIXNonUni", "STIXSiz")
 _EXCLUDED_CM = ("cmex10", "cmsy10", "cmmi10")
 _FONT_PACKAGES = ("font_roboto", "font_source_sans_pro", "font_lato")
+# Hairline faces: at the small sizes drawn here their strokes are under a pixel, so no pixel reaches
+# half coverage and the stroke mask would fall apart.
+_HAIRLINE = ("thin", "extralight")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +93,9 @@ def _train_paths() -> list[Path]:
     for package in _FONT_PACKAGES:
         folder = _package_dir(package)
         if folder is not None:
-            paths.extend(sorted(folder.rglob("*.ttf")))
+            paths.extend(
+                p for p in sorted(folder.rglob("*.ttf")) if not any(h in p.stem.lower() for h in _HAIRLINE)
+            )
     return paths
 
 
