@@ -38,7 +38,7 @@ class ConversationConfig:
     """Query text and foreground label of the scene-text task."""
     referring_label: str = "sentence"
     """Foreground label for referring answers: "sentence" (the expression, Text4Seg) or "target" (a fixed word)."""
-    max_referring: int = 3
+    max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
     """Whether synthetic images also get a "describe the text's appearance" sample."""
@@ -280,6 +280,35 @@ def samples_to_dataset(samples: Iterable[ConversationSample]):
     return datasets.Dataset.from_list([_sample_row(s) for s in samples], features=conversation_features())
 
 
+def save_conversations(samples: Iterable[ConversationSample], out: str | Path, *, chunk: int = 1000):
+    """Write samples to `out` (save_to_disk) holding at most `chunk` encoded samples in memory at once."""
+    import shutil
+
+    import datasets
+
+    out = Path(out)
+    parts_dir = out.parent / f".{out.name}.parts"
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    parts, buffer = [], []
+
+    def flush() -> None:
+        part = parts_dir / f"{len(parts):05d}"
+        samples_to_dataset(buffer).save_to_disk(str(part))
+        parts.append(datasets.load_from_disk(str(part)))  # memory-mapped from here on
+        buffer.clear()
+
+    for sample in samples:
+        buffer.append(sample)
+        if len(buffer) >= chunk:
+            flush()
+    if buffer or not parts:
+        flush()
+    merged = datasets.concatenate_datasets(parts)
+    merged.save_to_disk(str(out))
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return datasets.load_from_disk(str(out))
+
+
 def iter_synthetic_conversations(
     data, *, cfg: ConversationConfig, templates: TemplateSet, seed: int
 ) -> Iterator[ConversationSample]:
@@ -288,3 +317,56 @@ def iter_synthetic_conversations(
         yield from conversations_from_synthetic(
             row, cfg=cfg, templates=templates, rng=np.random.default_rng([seed, i])
         )
+
+
+def _record_samples(args, cfg: ConversationConfig, templates: TemplateSet) -> Iterator[ConversationSample]:
+    from data_builders.readers import build_reader
+
+    reader = build_reader(args.reader, root=args.root)
+    for i, record in enumerate(reader.records(args.split)):
+        if args.limit and i >= args.limit:
+            break
+        yield from conversations_from_record(
+            record, cfg=cfg, templates=templates, rng=np.random.default_rng([args.seed, i])
+        )
+    print(f"{args.reader}/{args.split}: {reader.report.summary()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m data_builders.conversations (--synthetic DIR | --reader NAME --root DIR --split S) --out DIR"""
+    import argparse
+
+    from text4seg.templates import get_template_set
+
+    parser = argparse.ArgumentParser(prog="python -m data_builders.conversations", description=main.__doc__)
+    parser.add_argument("--synthetic", help="synthetic Arrow dataset folder")
+    parser.add_argument("--reader", help="real dataset reader name instead of --synthetic")
+    parser.add_argument("--root", help="dataset root for --reader")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--config", help="YAML with ConversationConfig fields (configs/data/conversations.yaml)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="read at most this many images (0 = all)")
+    args = parser.parse_args(argv)
+    if bool(args.synthetic) == bool(args.reader):
+        parser.error("give exactly one of --synthetic or --reader")
+    cfg = ConversationConfig.from_yaml(args.config) if args.config else ConversationConfig()
+    templates = get_template_set(cfg.template_set)
+    if args.synthetic:
+        from data_builders.synthetic import load_synthetic
+
+        data = load_synthetic(args.synthetic)
+        if args.limit:
+            data = data.select(range(min(args.limit, len(data))))
+        samples = iter_synthetic_conversations(data, cfg=cfg, templates=templates, seed=args.seed)
+    else:
+        samples = _record_samples(args, cfg, templates)
+    dataset = save_conversations(samples, args.out)
+    counts = {task: dataset["task"].count(task) for task in sorted(set(dataset["task"]))}
+    print(f"wrote {len(dataset)} conversation samples to {args.out}: {counts}")
+
+
+if __name__ == "__main__":
+    main()
