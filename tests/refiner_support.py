@@ -71,12 +71,12 @@ def text_encoder():
 
 
 def randomize_zero_params(model: torch.nn.Module, seed: int = 0) -> None:
-    """Give every all-zero parameter (zero-initialised up-projections, outputs) small random values,
-    so that each addition changes the output in equality tests."""
+    """Give every all-zero trainable parameter (zero-initialised up-projections, outputs) small
+    random values, so that each addition changes the output in equality tests."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            if p.numel() and not p.any():
+            if p.requires_grad and p.numel() and not p.any():
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
 
 
