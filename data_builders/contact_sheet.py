@@ -1,6 +1,6 @@
 """A contact sheet: a grid of images with their masks overlaid, so a person can look at the data.
 
-python -m data_builders.contact_sheet --data DIR --out docs/contact_sheet.png [--n 16 --cols 4 --tile 192]
+python -m data_builders.contact_sheet --data DIR --out docs/contact_sheet.png [--n 16 --cols 4 --tile 192 --quantize]
 python -m data_builders.contact_sheet --reader totaltext --root ROOT --split test --out sheet.png
 """
 
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--cols", type=int, default=4)
     parser.add_argument("--tile", type=int, default=192)
+    parser.add_argument("--quantize", action="store_true", help="256-colour palette PNG (a third of the size)")
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.reader):
         parser.error("give exactly one of --data or --reader")
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     sheet = contact_sheet(items, cols=args.cols, tile=args.tile)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.quantize:
+        sheet = sheet.quantize(colors=256, dither=Image.Dither.NONE)
     sheet.save(args.out, optimize=True)
     print(f"wrote {args.out} ({sheet.width}x{sheet.height})")
 
