@@ -14,6 +14,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "text4seg.commands.codec",
         "encode masks as descriptors, parse model answers, run the codec demo",
     ),
+    "segment": (
+        "text4seg.commands.segment",
+        "segment images: masks, overlays and a JSON per image (default model unless checkpoints given)",
+    ),
 }
 
 
