@@ -1,0 +1,125 @@
+"""The Gradio page: upload an image, type a query, see the overlays, the model's answer and timings."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Callable
+
+from text4seg.web.config import ServeConfig
+from text4seg.web.service import RequestError, SegmentService
+
+# Gradio phones home (analytics, version check) unless told not to; this demo runs offline.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+log = logging.getLogger(__name__)
+
+TITLE = "Text4Seg + ST-SAM: segment text by asking"
+INTRO = (
+    "Upload an image and ask, e.g. *segment the text in this image*, *the red word*, or a "
+    "multi-class query such as `text|others`. The multimodal model answers with row-wise run-length "
+    "semantic descriptors (one label per image patch); the refiner turns that coarse grid into a "
+    "pixel mask."
+)
+# System fonts only: the default theme would fetch Google Fonts, which an offline machine cannot reach.
+FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
+MONO_FONTS = ("ui-monospace", "monospace")
+
+
+def _handler(service: SegmentService) -> Callable:
+    """The event function: a WebAnswer becomes component values, a refusal becomes an error modal."""
+    import gradio as gr
+
+    def segment(upload, query, refine):
+        try:
+            out = service(upload, query, refine)
+        except RequestError as err:
+            # The modal renders HTML and the message contains the user's file name.
+            raise gr.Error(html.escape(str(err)), duration=None, print_exception=False) from None
+        except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+            log.exception("segmentation failed")
+            message = f"Segmentation failed ({type(err).__name__}); the server log has the details."
+            raise gr.Error(message, duration=None, print_exception=False) from None
+        return out.refined_overlay, out.coarse_overlay, out.answer, out.summary, out.details
+
+    return segment
+
+
+def build_app(*, pipeline: Callable, config: ServeConfig):
+    """A ``gradio.Blocks`` page around ``pipeline`` (see ``SegmentService`` for what it must accept).
+
+    The event runs with ``preprocess=False`` so Gradio hands over the stored upload unopened:
+    decoding goes through ``text4seg.io.load_image``, which refuses decompression bombs by their
+    header before any pixels are decoded, instead of through PIL's own looser limit.
+    """
+    import gradio as gr
+
+    service = SegmentService(pipeline=pipeline, config=config)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(
+                    label="Image",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    elem_id="input-image",
+                )
+                query = gr.Textbox(
+                    label="Query",
+                    value=config.default_query,
+                    max_length=config.max_query_chars,
+                    elem_id="query",
+                )
+                refine = gr.Checkbox(label="Refine with ST-SAM", value=True, elem_id="refine")
+                button = gr.Button("Segment", variant="primary", elem_id="segment")
+                limits = (
+                    f"Uploads up to {config.max_upload_mb:g} MB and {config.max_pixels / 1e6:g} megapixels."
+                )
+                gr.Markdown(limits, elem_id="limits")
+                if config.examples:
+                    gr.Examples(examples=[[p] for p in config.examples], inputs=[image])
+            with gr.Column():
+                refined = gr.Image(label="Refined mask", format="png", interactive=False, elem_id="refined")
+                coarse = gr.Image(
+                    label="Coarse mask (MLLM grid)", format="png", interactive=False, elem_id="coarse"
+                )
+        answer = gr.Textbox(label="Model answer", lines=8, max_lines=24, interactive=False, elem_id="answer")
+        summary = gr.Markdown(elem_id="summary")
+        with gr.Accordion("Result as JSON", open=False):
+            details = gr.JSON(label="Result (JSON)", elem_id="details")
+        outputs = [refined, coarse, answer, summary, details]
+        gr.on(
+            triggers=[button.click, query.submit],
+            fn=_handler(service),
+            inputs=[image, query, refine],
+            outputs=outputs,
+            preprocess=False,
+            api_name="segment",
+            concurrency_limit=config.concurrency,
+        )
+    return app
+
+
+def launch(app, config: ServeConfig, *, block: bool = True, quiet: bool = False) -> str:
+    """Start serving ``app``; returns the local URL (when ``block`` is False, right after start-up)."""
+    import gradio as gr
+
+    if not config.is_loopback:
+        log.warning("serving on %s: anyone who can reach this address can use the demo", config.host)
+    app.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
+    _, url, _ = app.launch(
+        server_name=config.host,
+        server_port=config.port,
+        max_file_size=config.max_upload_bytes,
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=quiet,
+        ssr_mode=False,
+        share=False,
+        footer_links=["api"],
+        theme=gr.themes.Default(font=FONTS, font_mono=MONO_FONTS),
+    )
+    return url

@@ -1,0 +1,88 @@
+"""Settings of the web demo (``text4seg serve``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from text4seg.io import MAX_PIXELS
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(kw_only=True)
+class ServeConfig:
+    """How the demo listens, what it accepts and how many requests it works on at once."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind. Loopback by default: the demo has no authentication, so exposing it on
+    a network interface is a deliberate choice (``--host 0.0.0.0``)."""
+    port: int = 7860
+    """TCP port (0 is not accepted: Gradio needs a concrete port to print its URL)."""
+    max_upload_mb: float = 20.0
+    """Largest accepted upload in MiB; Gradio's upload route refuses bigger files before they are stored."""
+    max_pixels: int = MAX_PIXELS
+    """Largest accepted image (width × height); a small file that decodes to more pixels is refused
+    as a decompression bomb before it is decoded."""
+    concurrency: int = 2
+    """Requests processed at the same time (Gradio queue workers for the segment event)."""
+    max_queue: int = 32
+    """Requests allowed to wait in the queue; further users are told the demo is busy."""
+    grid: tuple[int, int] = (16, 16)
+    """Descriptor grid (rows, columns) the model is asked for; must match what the model was trained on."""
+    max_query_chars: int = 300
+    """Longest query accepted (the tiny models have short contexts)."""
+    display_max_side: int = 1600
+    """Overlays are downscaled so their longer side is at most this many pixels before being sent
+    to the browser; masks are computed at full resolution."""
+    default_query: str = "segment the text in this image"
+    """Query pre-filled in the text box."""
+    examples: list[str] = field(default_factory=list)
+    """Example image files shown under the upload box (may be empty)."""
+
+    def __post_init__(self) -> None:
+        self.grid = tuple(int(v) for v in self.grid)
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise ValueError(f"grid must be two positive sizes (rows, columns), got {self.grid}")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if not 0 < self.max_upload_mb <= 1024:
+            raise ValueError(f"max_upload_mb must be in (0, 1024], got {self.max_upload_mb}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be positive, got {self.max_pixels}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.max_queue < self.concurrency:
+            raise ValueError(f"max_queue {self.max_queue} is smaller than concurrency {self.concurrency}")
+        if self.max_query_chars < 1:
+            raise ValueError(f"max_query_chars must be positive, got {self.max_query_chars}")
+        if self.display_max_side < 64:
+            raise ValueError(f"display_max_side must be at least 64 pixels, got {self.display_max_side}")
+        for path in self.examples:
+            if not Path(path).is_file():
+                raise ValueError(f"example image {path} does not exist")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether ``host`` only accepts connections from this machine."""
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ServeConfig:
+        import yaml
+
+        return cls(**(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
