@@ -27,7 +27,13 @@ def models(tmp_path_factory):
 def test_segment_returns_a_typed_streamed_result(models, model_type):
     loaded = models[model_type]
     rows = []
-    result = segment(loaded.model, loaded.processor, IMAGE, "text", grid=(8, 8), on_row=rows.append)
+    cache = {}
+    result = segment(
+        loaded.model, loaded.processor, IMAGE, "text", grid=(8, 8), on_row=rows.append, masks_cache=cache
+    )
+    assert list(cache) == [(8, 8, ("text",), None)]
+    again = segment(loaded.model, loaded.processor, IMAGE, "text", grid=(8, 8), masks_cache=cache)
+    assert again.text == result.text and len(cache) == 1
     assert isinstance(result, CoarseMaskResult)
     assert result.repairs == [] and not result.failed
     assert len(result.grid) == 8 and all(len(row) == 8 for row in result.grid)

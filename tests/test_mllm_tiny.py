@@ -43,7 +43,14 @@ def test_config_invariants_name_the_numbers():
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_mllm_yaml_configs_parse(path):
-    config = TinyMllmConfig.from_yaml(path)
+    from text4seg.mllm.loading import MllmConfig
+    from text4seg.mllm.lora import LoraSettings
+
+    if path.name.startswith(("lora_", "qlora_")):  # how to load + fine-tune a checkpoint
+        config = MllmConfig.from_yaml(path)
+        assert isinstance(config.lora, LoraSettings) and config.lora.r >= 1
+        return
+    config = TinyMllmConfig.from_yaml(path)  # an architecture to build
     assert config.image_tokens == (config.image_size // config.patch_size) ** 2 + 1
 
 

@@ -129,7 +129,7 @@ def segment(
     answer_sentence: str = "free",
     templates: TemplateSet | None = None,
     max_new_tokens: int | None = None,
-    masks_cache=None,
+    masks_cache: dict | None = None,
     on_row: Callable[[RowUpdate], None] | None = None,
 ) -> CoarseMaskResult:
     """Segment `query` in `image` (HWC uint8 array or PIL image) with the MLLM.
@@ -137,7 +137,8 @@ def segment(
     labels: the foreground labels the answer may use (default from `query_labels(task, query)`).
     constrained: mask logits with the R-RLE grammar (`text4seg.mllm.constrained`); False decodes freely.
     answer_sentence: "free" lets the model write its sentence; "template" forces the template's.
-    masks_cache: a `GrammarMasks` to reuse across calls with the same grid and labels.
+    masks_cache: a dict the caller keeps across calls; grammar masks are stored in it per (grid, labels,
+        sentence), so repeated queries skip rebuilding them (about 3% of decoding time on the tiny model).
     on_row: called with each `RowUpdate` as rows complete (streaming).
     """
     import torch
@@ -154,9 +155,13 @@ def segment(
     if constrained:
         from text4seg.mllm.constrained import RrleLogitsProcessor, masks_for
 
-        masks = masks_cache or masks_for(
-            processor.tokenizer, height=height, width=width, labels=labels, sentence=sentence
-        )
+        cache = masks_cache if masks_cache is not None else {}
+        key = (height, width, tuple(labels), sentence)
+        if key not in cache:
+            cache[key] = masks_for(
+                processor.tokenizer, height=height, width=width, labels=labels, sentence=sentence
+            )
+        masks = cache[key]
         processors.append(RrleLogitsProcessor(masks=masks, max_new_tokens=max_new_tokens))
     start = time.perf_counter()
     streamer = _RowStreamer(
