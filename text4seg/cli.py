@@ -14,13 +14,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "text4seg.commands.codec",
         "encode masks as descriptors, parse model answers, run the codec demo",
     ),
+    "chat": (
+        "text4seg.commands.chat",
+        "multi-turn REPL: /image PATH, ask queries, masks saved as it goes",
+    ),
     "segment": (
         "text4seg.commands.segment",
         "segment images: masks, overlays and a JSON per image (default model unless checkpoints given)",
-    ),
-    "serve": (
-        "text4seg.commands.serve",
-        "web demo: upload an image, ask, see the overlay and the answer (Gradio, localhost by default)",
     ),
 }
 
