@@ -36,7 +36,7 @@ def _handler(service: SegmentService) -> Callable:
             out = service(upload, query, refine)
         except RequestError as err:
             # The modal renders HTML and the message contains the user's file name.
-            raise gr.Error(html.escape(str(err)), duration=None, print_exception=False) from None
+            raise gr.Error(html.escape(str(err), quote=False), duration=None, print_exception=False) from None
         except Exception as err:  # noqa: BLE001 - the page must never show a traceback
             log.exception("segmentation failed")
             message = f"Segmentation failed ({type(err).__name__}); the server log has the details."

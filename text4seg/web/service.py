@@ -99,7 +99,7 @@ class SegmentService:
             return load_image(path, max_pixels=self.config.max_pixels)
         except ImageLoadError as err:
             # The stored temp path means nothing to the user; name the file they picked.
-            raise RequestError(str(err).replace(str(path), name, 1)) from None
+            raise RequestError(str(err).replace(str(path), name)) from None
 
     def check_query(self, query: str | None) -> str:
         query = (query or "").strip()

@@ -1,0 +1,91 @@
+"""Shared pieces of the web-demo tests: a real pipeline on tiny random-weight checkpoints, test
+images, and a server running on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# A 4×4 grid keeps the random model's answers short (its generation stops at the grid's budget).
+TEST_GRID = (4, 4)
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_checkpoints() -> tuple[Path, Path]:
+    """(MLLM folder, refiner file): a tiny LLaVA written by ``save_pretrained`` and a tiny refiner
+    written by ``stsam_refiner.build.save_refiner``, both with random weights; built once per session."""
+    from refiner_support import small_refiner_config
+
+    from stsam_refiner.build import build_refiner, save_refiner
+    from text4seg.mllm.tiny import build_tiny_llava
+
+    root = Path(tempfile.mkdtemp(prefix="serve_ckpt_"))
+    mllm = build_tiny_llava(root / "mllm")
+    # No text prompt: the MiniLM encoder adds load time and nothing the web tests look at.
+    cfg = small_refiner_config(text_prompt={"enabled": False}, alignment={"enabled": False})
+    refiner, _ = build_refiner(cfg)
+    save_refiner(refiner, root / "refiner.safetensors")
+    return mllm, root / "refiner.safetensors"
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_pipeline():
+    """``Text4SegPipeline.from_pretrained`` on the tiny checkpoints (loaded once per session)."""
+    import torch
+
+    from text4seg.pipeline import Text4SegPipeline
+
+    torch.set_num_threads(1)
+    mllm, refiner = tiny_checkpoints()
+    return Text4SegPipeline.from_pretrained(model=str(mllm), refiner=str(refiner))
+
+
+def text_photo(path: Path) -> Path:
+    """scikit-image's photo of handwritten text on a board (172×448, grayscale) as a PNG."""
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.text()).save(path)
+    return path
+
+
+def bomb_png(path: Path, size: tuple[int, int] = (8200, 8000)) -> Path:
+    """A ~8 kB PNG whose header claims width×height pixels (65.6 M by default, over the 64 M limit)."""
+    from PIL import Image
+
+    Image.new("1", size).save(path, optimize=True)
+    return path
+
+
+def noise_png(path: Path, side: int) -> Path:
+    """An incompressible RGB PNG of about 3·side² bytes (for upload-size limits)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(pipeline, **config):
+    """Serve the demo on a free loopback port in this process; yields (url, app)."""
+    from text4seg.web import ServeConfig, build_app, launch
+
+    cfg = ServeConfig(port=free_port(), grid=TEST_GRID, **config)
+    app = build_app(pipeline=pipeline, config=cfg)
+    url = launch(app, cfg, block=False, quiet=True)
+    try:
+        yield url, app
+    finally:
+        app.close()

@@ -1,0 +1,125 @@
+"""The web demo's request handling without a server: settings, refusals, and a real pipeline run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from serve_support import TEST_GRID, bomb_png, noise_png, text_photo, tiny_pipeline
+
+from text4seg.cli import build_parser
+from text4seg.commands.serve import config_from_args
+from text4seg.io import MAX_PIXELS
+from text4seg.web import RequestError, SegmentService, ServeConfig
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("a refused request must not reach the pipeline")
+
+
+def _upload(path, name=None) -> dict:
+    """The payload Gradio hands over with preprocess=False."""
+    return {"path": str(path), "orig_name": name or path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_defaults_bind_loopback_and_use_the_io_limit():
+    cfg = ServeConfig()
+    assert (cfg.host, cfg.port, cfg.max_upload_mb, cfg.concurrency) == ("127.0.0.1", 7860, 20.0, 2)
+    assert cfg.is_loopback and cfg.max_pixels == MAX_PIXELS
+    assert cfg.max_upload_bytes == 20 * 1024 * 1024
+    assert ServeConfig(host="::1").is_loopback and ServeConfig(host="localhost").is_loopback
+    assert not ServeConfig(host="0.0.0.0").is_loopback
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("port", 0, "port must be in 1..65535, got 0"),
+        ("concurrency", 0, "concurrency must be at least 1, got 0"),
+        ("max_queue", 1, "max_queue 1 is smaller than concurrency 2"),
+        ("max_upload_mb", 0, "max_upload_mb must be in (0, 1024], got 0"),
+        ("grid", (16, 0), "grid must be two positive sizes"),
+        ("examples", ["/nonexistent/example.png"], "example image /nonexistent/example.png does not exist"),
+    ],
+)
+def test_config_rejects_bad_values_naming_them(field, value, needle):
+    with pytest.raises(ValueError) as err:
+        ServeConfig(**{field: value})
+    assert needle in str(err.value)
+
+
+def test_config_loads_from_yaml(tmp_path):
+    path = tmp_path / "serve.yaml"
+    path.write_text("port: 9000\nconcurrency: 3\ngrid: [8, 12]\n")
+    cfg = ServeConfig.from_yaml(path)
+    assert (cfg.port, cfg.concurrency, cfg.grid) == (9000, 3, (8, 12))
+    assert ServeConfig(**cfg.to_dict()) == cfg
+
+
+def test_cli_flags_map_to_the_config():
+    args = build_parser().parse_args(["serve"])
+    cfg = config_from_args(args, model_grid=(16, 16))
+    assert (cfg.host, cfg.port, cfg.max_upload_mb, cfg.concurrency) == ("127.0.0.1", 7860, 20.0, 2)
+    args = build_parser().parse_args(
+        ["serve", "--port", "9001", "--max-upload-mb", "5", "--concurrency", "3", "--grid", "8x12"]
+    )
+    cfg = config_from_args(args, model_grid=(16, 16))
+    assert (cfg.port, cfg.max_upload_mb, cfg.concurrency, cfg.grid) == (9001, 5.0, 3, (8, 12))
+
+
+def test_refusals_name_the_users_file_and_never_reach_the_model(tmp_path):
+    service = SegmentService(pipeline=_never_called, config=ServeConfig(max_upload_mb=0.5))
+    photo = text_photo(tmp_path / "photo.png")
+    cases = {
+        "Upload an image first": (None, "segment the text"),
+        "Type a query": (_upload(photo), "   "),
+        "the limit is 300": (_upload(photo), "x" * 301),
+        "board.png: 1.0 MB is larger than the 0.5 MB upload limit": (
+            _upload(noise_png(tmp_path / "n.png", 600), "board.png"),
+            "segment the text",
+        ),
+        "big.png: 8200×8000 = 65,600,000 pixels exceeds the limit of 64,000,000 (possible decompression bomb)": (
+            _upload(bomb_png(tmp_path / "b.png"), "big.png"),
+            "segment the text",
+        ),
+        "notes.png: not a readable image": (_upload(_write(tmp_path / "t.png", b"hello"), "notes.png"), "q"),
+        "empty.png: not a readable image": (_upload(_write(tmp_path / "e.png", b""), "empty.png"), "q"),
+    }
+    for needle, (upload, query) in cases.items():
+        with pytest.raises(RequestError) as err:
+            service(upload, query)
+        assert needle in str(err.value)
+        assert str(tmp_path) not in str(err.value)  # server paths stay on the server
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_real_pipeline_answer_overlays_and_summary(tmp_path):
+    pipeline = tiny_pipeline()
+    service = SegmentService(pipeline=pipeline, config=ServeConfig(grid=TEST_GRID))
+    photo = text_photo(tmp_path / "photo.png")
+    out = service(_upload(photo), "segment the text in this image")
+    direct = pipeline(photo, "segment the text in this image", grid=TEST_GRID)
+    assert out.answer == direct.answer and out.details["answer"] == direct.answer
+    assert out.refined_overlay.shape == out.coarse_overlay.shape == (172, 448, 3)
+    assert out.refined_overlay.dtype == np.uint8
+    assert np.array_equal(out.refined_overlay, direct.overlay(np.asarray(_gray_to_rgb(photo)), refined=True))
+    assert "**Timings:**" in out.summary and "mllm" in out.summary and "172" in out.summary
+    assert out.details["image_size"] == [172, 448]
+
+
+def test_large_overlays_are_downscaled_for_display(tmp_path):
+    service = SegmentService(
+        pipeline=tiny_pipeline(), config=ServeConfig(grid=TEST_GRID, display_max_side=100)
+    )
+    out = service(_upload(text_photo(tmp_path / "photo.png")), "segment the text in this image", False)
+    assert out.refined_overlay.shape == (38, 100, 3)  # 172×448 scaled by 100/448
+    assert out.details["refined_labels"] == []  # refine=False: the refiner was not called
+
+
+def _gray_to_rgb(path):
+    from text4seg.io import load_image
+
+    return load_image(path)
