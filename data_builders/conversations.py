@@ -265,19 +265,31 @@ def conversation_features():
     )
 
 
-def _sample_row(sample: ConversationSample) -> dict:
+def _png(image: np.ndarray) -> dict:
+    import io
+
     from PIL import Image
 
-    row = {f.name: getattr(sample, f.name) for f in fields(sample)}
-    row["image"] = Image.fromarray(sample.image, "RGB")
-    return row
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
 
 
 def samples_to_dataset(samples: Iterable[ConversationSample]):
     """A `datasets.Dataset` with the conversation columns (docs/data.md)."""
     import datasets
 
-    return datasets.Dataset.from_list([_sample_row(s) for s in samples], features=conversation_features())
+    samples = list(samples)
+    # Samples of one image share its array: encode each image once, not once per sample.
+    encoded = {id(s.image): None for s in samples}
+    rows = []
+    for sample in samples:
+        if encoded[id(sample.image)] is None:
+            encoded[id(sample.image)] = _png(sample.image)
+        row = {f.name: getattr(sample, f.name) for f in fields(sample)}
+        row["image"] = encoded[id(sample.image)]
+        rows.append(row)
+    return datasets.Dataset.from_list(rows, features=conversation_features())
 
 
 def save_conversations(samples: Iterable[ConversationSample], out: str | Path, *, chunk: int = 1000):
