@@ -18,6 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "text4seg.commands.chat",
         "multi-turn REPL: /image PATH, ask queries, masks saved as it goes",
     ),
+    "eval": (
+        "text4seg.commands.eval",
+        "evaluate on a dataset: coarse/refined metrics, CSV, JSON report, plots; resumable and sharded",
+    ),
     "segment": (
         "text4seg.commands.segment",
         "segment images: masks, overlays and a JSON per image (default model unless checkpoints given)",
