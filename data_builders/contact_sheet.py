@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--cols", type=int, default=4)
     parser.add_argument("--tile", type=int, default=192)
-    parser.add_argument("--quantize", action="store_true", help="256-colour palette PNG (a third of the size)")
+    parser.add_argument(
+        "--quantize", action="store_true", help="256-colour palette PNG (a third of the size)"
+    )
     args = parser.parse_args(argv)
     if bool(args.data) == bool(args.reader):
         parser.error("give exactly one of --data or --reader")

@@ -7,6 +7,7 @@ look like the dataset raises one `LayoutError` saying which layout was expected.
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ class ReadReport:
         return f"{self.records} records, {parts}"
 
 
-class DatasetReader:
+class DatasetReader(abc.ABC):
     """Base class: subclasses set `name`, `splits`, `layout` and implement `_records(split)`."""
 
     name = "dataset"
@@ -89,8 +90,9 @@ class DatasetReader:
             self.report.records += 1
             yield record
 
+    @abc.abstractmethod
     def _records(self, split: str) -> Iterator[Record]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _records")
+        """Yield the records of a validated split name."""
 
     def to_dataset(self, split: str):
         """The records of `split` as a `datasets.Dataset` (data_builders.records.records_to_dataset)."""

@@ -13,13 +13,6 @@ from data_builders.synthetic.config import LAYOUTS, SyntheticConfig
 from data_builders.synthetic.writers import arrow_features, render_index
 
 
-def _init_worker() -> None:
-    # Each worker is one process on a shared machine: keep numeric libraries single-threaded.
-    import os
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 def iter_rendered(
     cfg: SyntheticConfig,
     *,
@@ -42,7 +35,7 @@ def iter_rendered(
                 bar.update()
             return
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
+        with context.Pool(workers) as pool:
             for result in pool.imap(job, range(n), chunksize=8):
                 yield result
                 bar.update()
