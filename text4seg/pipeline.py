@@ -267,6 +267,8 @@ class Text4SegPipeline:
 
         start = time.perf_counter()
         array = as_rgb_array(image)
+        if not array.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only buffers
+            array = array.copy()
         timings = {"load_image": time.perf_counter() - start}
         grid = tuple(grid) if grid is not None else self.config.grid
         parsed_query = interpret_query(query, task=task, referring_label=self.config.referring_label)

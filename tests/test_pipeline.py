@@ -1,0 +1,218 @@
+"""The pipeline on tiny random-weight checkpoints: any image in, masks at its size out; per-class
+refinement that skips empty classes; instance answers; the default-model path and its clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pipeline_support import random_image, tiny_checkpoints, tiny_pipeline
+
+from text4seg.default_model import DefaultModelMissing
+from text4seg.io import ImageLoadError
+from text4seg.mllm.generate import CoarseMaskResult
+from text4seg.pipeline import PipelineConfig, Text4SegPipeline
+from text4seg.query import interpret_query
+from text4seg.visualize import overlay_masks
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize(
+    ("query", "task", "target", "labels"),
+    [
+        ("segment the text in this image", "scene_text", "text", ("text",)),
+        ("Please segment all the text in the image.", "scene_text", "text", ("text",)),
+        ("text", "scene_text", "text", ("text",)),
+        ("the red word", "referring", "the red word", ("the red word",)),
+        ("Segment the text at the top left in this image.", "referring", "the text at the top left",
+         ("the text at the top left",)),
+        ("person|car", "semantic", "person|car", ("person", "car")),
+        ("segment sky | road", "semantic", "sky|road", ("sky", "road")),
+    ],
+)  # fmt: skip
+def test_queries_are_read_as_the_trained_tasks(query, task, target, labels):
+    q = interpret_query(query)
+    assert (q.task, q.target, q.labels) == (task, target, labels)
+
+
+def test_query_options_and_errors():
+    assert interpret_query("the red word", referring_label="target").labels == ("text",)
+    assert interpret_query("the red word", task="scene_text").target == "text"
+    assert interpret_query("text", task="referring").task == "referring"
+    with pytest.raises(ValueError, match="empty"):
+        interpret_query("   ")
+    with pytest.raises(ValueError, match="'describe'"):
+        interpret_query("text", task="describe")
+
+
+def test_config_checks_name_the_values():
+    with pytest.raises(ValueError, match=r"\(0, 16\)"):
+        PipelineConfig(grid=(0, 16))
+    with pytest.raises(ValueError, match="'bilinear'"):
+        PipelineConfig(grid_rule="bilinear")
+    with pytest.raises(ValueError, match="'tspp'"):
+        PipelineConfig(refine_mode="tspp")
+    cfg = PipelineConfig.from_dict({"grid": [8, 12], "grid_rule": "area", "training_minutes": 90})
+    assert cfg.grid == (8, 12) and cfg.grid_rule == "area"
+
+
+def test_overlay_tints_only_masked_pixels():
+    image = np.full((20, 30, 3), 100, np.uint8)
+    mask = np.zeros((20, 30), bool)
+    mask[5:15, 10:20] = True
+    out = overlay_masks(image, {"text": mask})
+    assert (out[~mask] == 100).all()
+    assert tuple(out[10, 15]) != (100, 100, 100)  # inside: blended
+    assert tuple(out[5, 10]) == (255, 48, 48)  # outline: the label's colour
+    with pytest.raises(ValueError, match=r"\(4, 4\)"):
+        overlay_masks(image, {"x": np.zeros((4, 4), bool)})
+
+
+def _exif_rotated(path):
+    img = Image.fromarray(random_image(30, 50, 1))
+    exif = img.getexif()
+    exif[0x0112] = 6  # displayed rotated by 90°: upright size is 50×30
+    img.save(path, exif=exif)
+    return (50, 30)
+
+
+def _write(kind, path):
+    if kind == "exif":
+        return _exif_rotated(path)
+    arrays = {
+        "rgba": (Image.fromarray(np.dstack([random_image(40, 64), np.full((40, 64), 128, np.uint8)]), "RGBA"), "png"),
+        "gray": (Image.fromarray(random_image(33, 47)[..., 0], "L"), "png"),
+        "cmyk": (Image.fromarray(random_image(36, 36)).convert("CMYK"), "jpg"),
+        "16bit": (Image.fromarray((np.arange(24 * 80).reshape(24, 80) * 30).astype(np.uint16)), "png"),
+        "thin": (Image.fromarray(random_image(7, 300)), "png"),
+    }  # fmt: skip
+    img, _ = arrays[kind]
+    img.save(path)
+    return img.size[1], img.size[0]
+
+
+@pytest.mark.parametrize("kind", ["rgba", "gray", "cmyk", "16bit", "exif", "thin"])
+def test_any_image_mode_and_shape_gives_masks_at_its_size(tmp_path, kind):
+    path = tmp_path / f"img.{'jpg' if kind in ('cmyk', 'exif') else 'png'}"
+    size = _write(kind, path)
+    result = tiny_pipeline()(path, "segment the text in this image")
+    assert result.coarse_masks["text"].shape == size
+    assert result.refined_masks["text"].shape == size and result.refined_masks["text"].dtype == bool
+    assert result.overlay(path).shape == (*size, 3)
+    assert set(result.timings) == {"load_image", "mllm", "parse", "refine", "total"}
+    assert len(result.grid) == 4 and all(len(row) == 4 for row in result.grid)
+    json.dumps(result.to_json())  # serialisable
+
+
+def _png_header_only(path, width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_bad_inputs_raise_errors_naming_the_file(tmp_path):
+    (tmp_path / "junk.jpg").write_bytes(b"definitely not a JPEG")
+    (tmp_path / "empty.png").write_bytes(b"")
+    _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    for name in ("junk.jpg", "empty.png", "bomb.png", "missing.png"):
+        with pytest.raises(ImageLoadError, match=name):
+            tiny_pipeline()(tmp_path / name, "text")
+    with pytest.raises(ImageLoadError, match="non-empty"):
+        tiny_pipeline()(np.zeros((0, 5, 3), np.uint8), "text")
+
+
+def _fake_answer(grid, labels):
+    return CoarseMaskResult(
+        text="<seg>…</seg>", grid=grid, labels=labels, repairs=[], masks={}, num_tokens=1, seconds=0.01
+    )
+
+
+@pytest.fixture
+def refine_calls(monkeypatch):
+    """Spy on the refiner: records (label area in grid cells, description) per call."""
+    import stsam_refiner.predict as predict
+
+    calls = []
+    real = predict.refine_image
+
+    def spy(model, image, *, coarse=None, description=None, **kw):
+        calls.append((int(np.count_nonzero(coarse)), description))
+        return real(model, image, coarse=coarse, description=description, **kw)
+
+    monkeypatch.setattr(predict, "refine_image", spy)
+    return calls
+
+
+def test_multi_class_refines_per_class_and_skips_empty_ones(monkeypatch, refine_calls):
+    grid = [["person", "person", "others", "others"]] + [["others"] * 4] * 3
+    monkeypatch.setattr(
+        "text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, ["others", "person"])
+    )
+    result = tiny_pipeline()(random_image(64, 96), "person|car")
+    assert result.task == "semantic" and result.labels == ["person"]
+    assert refine_calls == [(2, None)]  # one call, for person only
+    assert result.refined_labels == ["person"]
+    assert not result.coarse_masks["car"].any() and not result.refined_masks["car"].any()
+    assert result.coarse_masks["person"][:16, :48].all() and not result.coarse_masks["person"][16:].any()
+    assert result.boxes["car"] is None
+
+
+def test_all_background_answer_never_calls_the_refiner(monkeypatch, refine_calls):
+    monkeypatch.setattr(
+        "text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer([["others"] * 4] * 4, ["others"])
+    )
+    result = tiny_pipeline()(random_image(32, 32), "text")
+    assert refine_calls == [] and result.refined_labels == []
+    assert not result.refined_masks["text"].any()
+
+
+def test_instance_answers_give_instance_masks_and_a_class_union(monkeypatch, refine_calls):
+    grid = [["text 1", "others", "others", "text 2"]] + [["others"] * 4] * 3
+    labels = ["others", "text 1", "text 2"]
+    monkeypatch.setattr("text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, labels))
+    result = tiny_pipeline()(random_image(40, 40), "text")
+    assert set(result.instances) == {"text 1", "text 2"}
+    assert result.coarse_masks["text"].sum() == 2 * 10 * 10  # union of the two instances
+    assert sorted(area for area, _ in refine_calls) == [1, 1, 2]
+
+
+def test_refiner_gets_the_query_as_description_when_configured(refine_calls):
+    ckpt = tiny_checkpoints()
+    pipe = Text4SegPipeline.from_pretrained(
+        model=ckpt.mllm,
+        refiner=ckpt.refiner_text,
+        config=PipelineConfig(grid=(4, 4), refiner_description="query"),
+    )
+    rows = []
+    result = pipe(random_image(48, 48, 3), "the red word", constrained=True, on_row=rows.append)
+    assert [r.index for r in rows] == [0, 1, 2, 3]  # rows streamed as they completed
+    assert all(desc == "the red word" for _, desc in refine_calls)
+    assert len(refine_calls) == len(result.refined_labels)
+
+
+def test_missing_default_model_error_says_how_to_build_it(tmp_path):
+    with pytest.raises(DefaultModelMissing, match=r"build_default_model\.sh.*--model"):
+        Text4SegPipeline.from_pretrained(default_root=tmp_path)
+
+
+def test_default_model_layout_is_loaded_with_its_manifest(tmp_path):
+    ckpt = tiny_checkpoints()
+    shutil.copytree(ckpt.mllm, tmp_path / "mllm")
+    (tmp_path / "refiner").mkdir()
+    shutil.copy(ckpt.refiner, tmp_path / "refiner" / "refiner.safetensors")
+    (tmp_path / "manifest.json").write_text(json.dumps({"grid": [4, 6], "grid_rule": "area"}))
+    pipe = Text4SegPipeline.from_pretrained(default_root=tmp_path)
+    assert pipe.config.grid == (4, 6) and pipe.config.grid_rule == "area"
+    result = pipe(random_image(30, 60), "segment the text in this image")
+    assert len(result.grid) == 4 and len(result.grid[0]) == 6
+    no_refiner = Text4SegPipeline.from_pretrained(default_root=tmp_path, refiner="none")
+    assert no_refiner.refiner is None
