@@ -164,6 +164,8 @@ class RefinerTrainSet(torch.utils.data.Dataset):
         missing = {"image", "mask"} - set(rows.column_names)
         if coarse.source == "cached":
             missing |= {coarse.cached_column} - set(rows.column_names)
+        if description_column:
+            missing |= {description_column} - set(rows.column_names)
         if missing:
             raise ValueError(f"dataset lacks columns {sorted(missing)} (has {rows.column_names})")
         self.rows = rows

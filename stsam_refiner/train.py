@@ -100,12 +100,14 @@ class TrainResult:
 def make_accelerator():
     """accelerate's Accelerator; on CPU with several processes, a gloo process group."""
     from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
+    # Some parameters sit out some steps (the no-description slot when every image has one).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     if torch.cuda.is_available():
-        return Accelerator()
+        return Accelerator(kwargs_handlers=[ddp])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return Accelerator(cpu=True, kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")])
+        return Accelerator(cpu=True, kwargs_handlers=[ddp, InitProcessGroupKwargs(backend="gloo")])
     return Accelerator(cpu=True)
 
 
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-every", type=int)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--coarse-source", choices=["gt", "cached"])
+    parser.add_argument("--description-column", help="per-image description column ('' for none)")
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     for name in (
@@ -250,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     ):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
+    if args.description_column is not None:
+        cfg.description_column = args.description_column or None
     if args.coarse_source:
         cfg.coarse.source = args.coarse_source
     cfg.__post_init__()
@@ -257,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("no training data: give --data or set data in the config")
     result = train(cfg)
     tail = result.losses[-10:]
-    print(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint), "last_losses": tail}))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint), "last_losses": tail}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Training lowers the loss; checkpoints round-trip exactly; the trainer entry point resumes."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,3 +137,30 @@ def test_trainer_runs_logs_and_resumes(tmp_path):
 def test_train_config_rejects_bad_numbers(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+@pytest.mark.slow
+def test_launcher_trains_with_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    tiny_text_dataset(4, size=96).save_to_disk(str(data))
+    model_yaml = tmp_path / "model.yaml"
+    model_yaml.write_text(yaml.safe_dump(small_refiner_config().to_dict()))
+    out = tmp_path / "out"
+    cmd = [
+        "bash", str(repo / "scripts" / "train_refiner.sh"), "--nproc", "2", "--master-port", "29533", "--",
+        "--data", str(data), "--model-config", str(model_yaml), "--output-dir", str(out),
+        "--steps", "2", "--batch-size", "1", "--threads", "1", "--description-column", "",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1 and json.loads(lines[0])["step"] == 2  # only rank 0 reports
+    loaded, report = load_refiner(out / "refiner.safetensors", text_encoder=text_encoder())
+    assert report.missing == [] and loaded.cfg.sam.image_size == 128

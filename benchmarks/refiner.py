@@ -1,0 +1,136 @@
+"""Refiner vs plain SAM of the same backbone: CPU time per image and parameter counts.
+
+Both models get the same images and the same coarse-mask prompt; SAM runs image encoder → prompt
+encoder (mask) → mask decoder → upsampling to the input size, the refiner runs its full forward
+(adapters, SegFormer dense prompt, text tokens, alignment, HR head). Weights are random (timing
+does not depend on them); the SAM checkpoint in the config is ignored. Each model is warmed up,
+then timed over all images ``--repeats`` times and the median pass is kept.
+
+    python benchmarks/refiner.py --config configs/refiner/tiny.yaml --images 4
+
+The last line is one JSON object: refiner_vs_sam_time_ratio, params_total, params_trainable, …
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stsam_refiner.build import build_refiner
+from stsam_refiner.config import RefinerConfig
+from stsam_refiner.model import count_parameters
+from stsam_refiner.sam_backbone import build_sam
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sam_forward(sam, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Plain SAM on one preprocessed image with a mask prompt → 1×1×S×S logits."""
+    embedding = sam.image_encoder(image)
+    sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=mask)
+    low, _ = sam.mask_decoder(
+        image_embeddings=embedding,
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+    )
+    return F.interpolate(low, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def refiner_forward(model, image: torch.Tensor, mask: torch.Tensor, description: str | None) -> torch.Tensor:
+    """The refiner on one preprocessed image → 1×1×S×S logits (HR head if enabled)."""
+    out = model(image, mask, descriptions=[description])
+    if out.hr_logits is not None:
+        return out.hr_logits
+    return F.interpolate(out.low_res_logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def time_pass(fn, images, masks) -> float:
+    """Seconds for one pass over all images."""
+    start = time.perf_counter()
+    for image, mask in zip(images, masks, strict=True):
+        fn(image[None], mask[None])
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(REPO / "configs" / "refiner" / "tiny.yaml"))
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--description", action="store_true", help="give each image a description to encode")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = RefinerConfig.from_yaml(args.config)
+    cfg.sam.checkpoint = None
+    cfg.dense_prompt.pretrained = None
+    notes = []
+    tp = cfg.text_prompt
+    if tp.enabled and tp.encoder != "minilm" and not (tp.encoder_path and Path(tp.encoder_path).exists()):
+        # No local CLIP weights: time with the offline MiniLM (sentence embeddings are cached either
+        # way, so only TextAffine's input width changes).
+        notes.append(f"text encoder {tp.encoder} not available locally; timed with minilm")
+        tp.encoder, tp.encoder_path = "minilm", None
+    model, _ = build_refiner(cfg)
+    model.eval()
+    sam, _ = build_sam(cfg.sam)
+    sam.eval()
+    size, mask_size = cfg.sam.image_size, cfg.sam.mask_size
+    images = [sam.preprocess(torch.rand(3, size, size) * 255) for _ in range(args.images)]
+    masks = [torch.randn(1, mask_size, mask_size) * 6.9 for _ in range(args.images)]
+    descriptions = [
+        f"word {i}: medium red text in a bold font" if args.description else None for i in range(args.images)
+    ]
+    described = iter(descriptions * (args.repeats + 1))
+
+    def run_sam(image, mask):
+        return sam_forward(sam, image, mask)
+
+    def run_refiner(image, mask):
+        return refiner_forward(model, image, mask, next(described))
+
+    time_pass(run_sam, images[:1], masks[:1])
+    time_pass(run_refiner, images[:1], masks[:1])
+    sam_times, refiner_times = [], []
+    for _ in range(args.repeats):
+        # Interleaved so both see the same machine load.
+        sam_times.append(time_pass(run_sam, images, masks))
+        refiner_times.append(time_pass(run_refiner, images, masks))
+    sam_s, refiner_s = statistics.median(sam_times), statistics.median(refiner_times)
+    total, trainable = count_parameters(model)
+    sam_total, _ = count_parameters(sam)
+    print(f"{'':24}{'SAM':>14}{'refiner':>14}")
+    print(f"{'ms / image':24}{1000 * sam_s / args.images:14.1f}{1000 * refiner_s / args.images:14.1f}")
+    print(f"{'parameters':24}{sam_total:14,}{total:14,}")
+    print(f"{'trainable parameters':24}{'':>14}{trainable:14,}")
+    print(
+        json.dumps(
+            {
+                "config": Path(args.config).name,
+                "image_size": size,
+                "images": args.images,
+                "threads": args.threads,
+                "sam_ms_per_image": round(1000 * sam_s / args.images, 2),
+                "refiner_ms_per_image": round(1000 * refiner_s / args.images, 2),
+                "refiner_vs_sam_time_ratio": round(refiner_s / sam_s, 3),
+                "params_total": total,
+                "params_trainable": trainable,
+                "sam_params_total": sam_total,
+                "notes": notes,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
