@@ -42,7 +42,7 @@ def test_completion_of_any_prefix_is_accepted(grid, data):
     cut = data.draw(st.integers(0, len(answer)))
     state = grammar.feed(grammar.initial_state(), answer[:cut].encode())
     assert state is not None
-    assert accepts(grammar, answer[:cut] + grammar.completion(state))
+    assert accepts(grammar, answer[:cut] + grammar.completion(state).decode())
 
 
 @pytest.mark.parametrize(
@@ -168,3 +168,19 @@ def test_masks_are_cached_per_state(random_model):
     allowed = {tokenizer.decode([i]) for i in first}
     assert {"others", "text"} <= allowed and "16" not in allowed
     assert masks.allowed(SENTENCE) and tokenizer.eos_token_id not in masks.allowed(SENTENCE)
+
+
+def test_completion_tokens_from_inside_a_multibyte_character():
+    tokenizer = train_tokenizer()
+    masks = masks_for(tokenizer, height=2, width=3, labels=["café"], sentence="Voilà 'café':")
+    grammar = masks.grammar
+    answer = "Voilà 'café':\n<seg>café *2| others *1\n others *3\n</seg>".encode()
+    for cut in range(len(answer)):
+        state = grammar.feed(grammar.initial_state(), answer[:cut])
+        ids = masks.completion_ids(state)
+        assert ids[-1] == tokenizer.eos_token_id
+        written = b"".join(masks.table.token_bytes[i] for i in ids[:-1])
+        assert written == grammar.completion(state)
+        for token in ids[:-1]:
+            state = masks.advance(state, token)
+        assert grammar.is_complete(state)

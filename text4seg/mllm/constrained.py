@@ -65,6 +65,33 @@ class TokenTable:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Token ids writing exactly `data`, which may start inside a multi-byte character."""
+        for cut in range(min(4, len(data) + 1)):
+            try:
+                rest = data[cut:].decode()
+            except UnicodeDecodeError:
+                continue
+            return self._byte_tokens(data[:cut]) + (self.encode(rest) if rest else [])
+        raise ValueError(f"{data[:8]!r}... is not UTF-8 after its first 3 bytes")
+
+    def _byte_tokens(self, data: bytes) -> list[int]:
+        """Greedy longest-match of raw bytes against the vocabulary (for a partial character)."""
+        ids, position = [], 0
+        while position < len(data):
+            node, best = self.trie, None
+            for end in range(position, len(data)):
+                node = node.get(data[end])
+                if node is None:
+                    break
+                if None in node:
+                    best = (end + 1, node[None][0])
+            if best is None:
+                raise ValueError(f"no token writes byte {data[position]:#04x}")
+            position, token = best
+            ids.append(token)
+        return ids
+
 
 def _is_byte_level(tokenizer) -> bool:
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -105,6 +132,11 @@ class GrammarMasks:
         self._completions: dict[tuple, list[int]] = {}
         widest = max(grammar.config.labels, key=len)
         self.slack = 2 * len(table.encode(f"| {widest} *{grammar.width}\n ")) + 4
+        # Tokens of one all-background row and of the block's end, for a cheap completion-length bound.
+        self._row_tokens = len(table.encode_bytes(grammar.background_rows(2))) - len(
+            table.encode_bytes(grammar.background_rows(1))
+        )
+        self._close_tokens = len(table.encode_bytes(grammar.background_rows(1))) + 1
 
     def allowed(self, state: tuple) -> list[int]:
         """Token ids whose bytes keep `state` on a well-formed answer (eos only when done)."""
@@ -149,8 +181,16 @@ class GrammarMasks:
     def completion_ids(self, state: tuple) -> list[int]:
         """Token ids of the shortest completion from `state`, ending with eos."""
         if state not in self._completions:
-            self._completions[state] = self.table.encode(self.grammar.completion(state)) + [self.eos_ids[0]]
+            self._completions[state] = self.table.encode_bytes(self.grammar.completion(state)) + [
+                self.eos_ids[0]
+            ]
         return self._completions[state]
+
+    def completion_bound(self, state: tuple) -> int:
+        """About how many tokens the shortest completion takes, without tokenizing it (head bytes bound
+        the head's tokens; background rows cost what one costs). Only a trigger: the exact count follows."""
+        head, rows = self.grammar.completion_parts(state)
+        return len(head) + rows * self._row_tokens + self._close_tokens
 
     def advance(self, state: tuple, token: int) -> tuple:
         """State after emitting `token`; eos / pad after `done` keep it done."""
@@ -201,6 +241,8 @@ class RrleLogitsProcessor(LogitsProcessor):
             states[prefix] = state
             biases.append(self._row_bias(state, len(row), scores))
         self._states = states
+        if len(biases) == 1:  # the common case; stacking costs more than the grammar itself
+            return scores + biases[0]
         return scores + torch.stack(biases)
 
     def _state_of(self, prefix: tuple) -> tuple:
@@ -230,8 +272,7 @@ class RrleLogitsProcessor(LogitsProcessor):
             return self._forced[state]
         if state == DONE:
             return None
-        text_bytes = len(self.masks.grammar.completion(state).encode())
-        if remaining > text_bytes + 1 + self.masks.slack:  # tokens <= bytes: surely fits
+        if remaining > self.masks.completion_bound(state) + self.masks.slack:
             return None
         ids = self.masks.completion_ids(state)
         if remaining > len(ids) + self.masks.slack:

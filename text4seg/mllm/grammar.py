@@ -131,43 +131,49 @@ class RrleGrammar:
                 return None
         return state
 
-    # --- shortest completion -----------------------------------------------------------------
+    # --- shortest completion (bytes: a completion may start inside a multi-byte character) ------
 
-    def completion(self, state: tuple) -> str:
-        """A short text that takes `state` to `done`: the current run and row are closed with one run,
-        every later row is all background."""
+    def completion_parts(self, state: tuple) -> tuple[bytes, int]:
+        """The shortest way to `done` from `state`, as (head, n): `head` closes the current run and row
+        with one run; then n all-background rows follow (`background_rows(n)`), ending with `</seg>`."""
         kind = state[0]
         if kind == "sentence":
-            return "\n" + SEG_OPEN + self._rows_text(self.height)
+            return b"\n" + SEG_OPEN.encode(), self.height
         if kind == "literal":
-            return state[1].decode() + self.completion(state[2])
+            head, rows = self.completion_parts(state[2])
+            return state[1] + head, rows
         if kind == "label":
             _, rows_left, cols_left, previous, typed = state
             label = next(
                 name for name, head in self._heads.items() if name != previous and head.startswith(typed)
             )
-            return self._heads[label][len(typed) :].decode() + str(cols_left) + self._row_end(rows_left)
+            return self._heads[label][len(typed) :] + str(cols_left).encode() + self._row_end(
+                rows_left
+            ), rows_left - 1
         if kind == "count":
-            return self._finish_count(state)
-        return ""
+            _, rows_left, cols_left, label, digits = state
+            target = str(cols_left).encode()
+            if target.startswith(digits):
+                return target[len(digits) :] + self._row_end(rows_left), rows_left - 1
+            other = next(name for name in self.config.labels if name != label)
+            head = f"| {other} *{cols_left - int(digits)}".encode() + self._row_end(rows_left)
+            return head, rows_left - 1
+        return b"", 0
 
-    def _finish_count(self, state: tuple) -> str:
-        _, rows_left, cols_left, label, digits = state
-        target = str(cols_left)
-        if target.startswith(digits.decode()):
-            return target[len(digits) :] + self._row_end(rows_left)
-        rest = cols_left - int(digits)
-        other = next(name for name in self.config.labels if name != label)
-        return f"| {other} *{rest}" + self._row_end(rows_left)
+    def _row_end(self, rows_left: int) -> bytes:
+        return ("\n" + SEG_CLOSE).encode() if rows_left == 1 else b"\n "
 
-    def _row_end(self, rows_left: int) -> str:
-        if rows_left == 1:
-            return "\n" + SEG_CLOSE
-        return "\n " + self._rows_text(rows_left - 1)
-
-    def _rows_text(self, rows: int) -> str:
+    def background_rows(self, rows: int) -> bytes:
+        """`rows` all-background rows closing the block (empty for 0)."""
+        if rows == 0:
+            return b""
         row = f"{BACKGROUND} *{self.width}"
-        return "\n ".join([row] * rows) + "\n" + SEG_CLOSE
+        return ("\n ".join([row] * rows) + "\n" + SEG_CLOSE).encode()
+
+    def completion(self, state: tuple) -> bytes:
+        """Bytes that take `state` to `done` (see `completion_parts`)."""
+        head, rows = self.completion_parts(state)
+        return head + self.background_rows(rows)
 
     def is_complete(self, state: tuple) -> bool:
         return state == DONE
