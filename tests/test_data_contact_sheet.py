@@ -22,7 +22,8 @@ def test_overlay_tints_only_mask_pixels():
 def test_sheet_size_and_cli_on_a_reader_fixture(tmp_path):
     items = [(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), "a")] * 5
     sheet = contact_sheet(items, cols=2, tile=32)
-    assert sheet.size[0] == 2 * (64 + 4) and sheet.size[1] == 3 * (sheet.size[1] // 3)
+    caption = int(9 * 1.5)  # caption font is max(9, tile // 14) px, its strip 1.5x that
+    assert sheet.size == (2 * (64 + 4), 3 * (32 + caption + 4))
     out = tmp_path / "sheet.png"
     main(
         [
