@@ -1,0 +1,68 @@
+"""``text4seg segment``: per-image masks, overlays and JSON; bad files reported by name, the batch goes on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+from pipeline_support import random_image, tiny_checkpoints
+
+from text4seg.cli import main
+
+torch.set_num_threads(1)
+
+
+def _model_args(*extra):
+    ckpt = tiny_checkpoints()
+    return [
+        "--model",
+        str(ckpt.mllm),
+        "--refiner",
+        str(ckpt.refiner),
+        "--grid",
+        "4",
+        "--threads",
+        "1",
+        *extra,
+    ]
+
+
+def test_batch_writes_outputs_and_reports_bad_files(tmp_path, capsys):
+    Image.fromarray(random_image(40, 70)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(random_image(30, 30, 2)).convert("L").save(tmp_path / "sub" / "good.png")
+    images = [tmp_path / "good.png", tmp_path / "broken.jpg", tmp_path / "sub" / "good.png"]
+    out = tmp_path / "out"
+    code = main(["segment", *map(str, images), "--query", "segment the text in this image", "--out", str(out),
+                 *_model_args()])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 1  # one image failed
+    assert "broken.jpg" in printed.err and "segmented 2/3 images, 1 failed" in printed.out
+    summary = json.loads(printed.out.strip().splitlines()[-1])
+    assert summary["segmented"] == 2 and summary["failed"][0]["image"].endswith("broken.jpg")
+    for stem, size in (("good", (40, 70)), ("good-2", (30, 30))):  # same stem twice: no overwrite
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["task"] == "scene_text" and record["answer"] and record["image_size"] == list(size)
+        assert set(record["timings"]) >= {"mllm", "parse", "refine", "total"}
+        overlay = np.asarray(Image.open(out / f"{stem}.overlay.png"))
+        assert overlay.shape == (*size, 3)
+        mask = np.asarray(Image.open(out / f"{stem}.mask.png"))
+        assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+        assert record["refined_area"]["text"] == int((mask == 255).sum())
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_multi_class_query_writes_a_mask_per_class_and_no_refine_keeps_coarse(tmp_path, capsys):
+    Image.fromarray(random_image(32, 48, 5)).save(tmp_path / "img.png")
+    out = tmp_path / "out"
+    code = main(["segment", str(tmp_path / "img.png"), "--query", "person|car", "--out", str(out),
+                 *_model_args("--no-refine")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((out / "img.json").read_text())
+    assert record["task"] == "semantic" and record["refined_labels"] == []
+    assert record["refined_area"] == record["coarse_area"]
+    assert (out / "img.mask.person.png").is_file() and (out / "img.mask.car.png").is_file()
+    assert (out / "img.mask.png").read_bytes() == (out / "img.coarse.png").read_bytes()
