@@ -9,7 +9,8 @@ from serve_support import TEST_GRID, bomb_png, noise_png, text_photo, tiny_pipel
 from text4seg.cli import build_parser
 from text4seg.commands.serve import config_from_args
 from text4seg.io import MAX_PIXELS
-from text4seg.web import RequestError, SegmentService, ServeConfig
+from text4seg.web import RequestError, SegmentService, ServeConfig, WebAnswer
+from text4seg.web.service import RowsSoFar
 
 
 def _never_called(*args, **kwargs):
@@ -119,7 +120,49 @@ def test_large_overlays_are_downscaled_for_display(tmp_path):
     assert out.details["refined_labels"] == []  # refine=False: the refiner was not called
 
 
+def test_stream_yields_each_row_then_the_full_answer(tmp_path):
+    service = SegmentService(pipeline=tiny_pipeline(), config=ServeConfig(grid=TEST_GRID))
+    *rows, final = service.stream(_upload(text_photo(tmp_path / "p.png")), "segment the text in this image")
+    assert isinstance(final, WebAnswer) and rows and all(isinstance(r, RowsSoFar) for r in rows)
+    assert [len(r.rows) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(r.total == TEST_GRID[0] and all(len(row) == TEST_GRID[1] for row in r.rows) for r in rows)
+    # The streamed rows are the first rows of the final descriptor block, in order.
+    assert final.answer.split("<seg>", 1)[1].startswith(rows[-1].text)
+
+
+def test_stream_refuses_before_yielding_and_reraises_pipeline_errors(tmp_path):
+    refusing = SegmentService(pipeline=_never_called, config=ServeConfig())
+    with pytest.raises(RequestError, match="Upload an image first"):
+        next(refusing.stream(None, "segment the text"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model exploded")
+
+    failing = SegmentService(pipeline=broken, config=ServeConfig())
+    with pytest.raises(RuntimeError, match="model exploded"):
+        list(failing.stream(_upload(text_photo(tmp_path / "p.png")), "segment the text"))
+
+
 def _gray_to_rgb(path):
     from text4seg.io import load_image
 
     return load_image(path)
+
+
+def test_page_handler_turns_failures_into_messages_without_tracebacks(tmp_path):
+    import gradio as gr
+
+    from text4seg.web.app import _handler
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    handler = _handler(SegmentService(pipeline=broken, config=ServeConfig()))
+    with pytest.raises(gr.Error) as err:
+        list(handler({"path": str(text_photo(tmp_path / "p.png")), "orig_name": "p.png"}, "text", True))
+    assert err.value.message == "Segmentation failed (RuntimeError); the server log has the details."
+    with pytest.raises(gr.Error) as err:
+        list(handler({"path": str(tmp_path / "gone.png"), "orig_name": "<b>x</b>.png"}, "text", True))
+    assert err.value.message.startswith(
+        "&lt;b&gt;x&lt;/b&gt;.png: the uploaded file is gone"
+    )  # no HTML injection

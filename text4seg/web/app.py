@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 
 from text4seg.web.config import ServeConfig
-from text4seg.web.service import RequestError, SegmentService
+from text4seg.web.service import RequestError, RowsSoFar, SegmentService
 
 # Gradio phones home (analytics, version check) unless told not to; this demo runs offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -28,12 +28,18 @@ MONO_FONTS = ("ui-monospace", "monospace")
 
 
 def _handler(service: SegmentService) -> Callable:
-    """The event function: a WebAnswer becomes component values, a refusal becomes an error modal."""
+    """The event function: streams the answer's rows into the answer box as they are generated,
+    then fills every output; a refusal becomes an error modal (never a traceback)."""
     import gradio as gr
 
     def segment(upload, query, refine):
         try:
-            out = service(upload, query, refine)
+            for item in service.stream(upload, query, refine):
+                if isinstance(item, RowsSoFar):
+                    status = f"Generating the descriptor: row {len(item.rows)} of {item.total}…"
+                    yield gr.skip(), gr.skip(), item.text, status, gr.skip()
+                else:
+                    yield item.refined_overlay, item.coarse_overlay, item.answer, item.summary, item.details
         except RequestError as err:
             # The modal renders HTML and the message contains the user's file name.
             raise gr.Error(html.escape(str(err), quote=False), duration=None, print_exception=False) from None
@@ -41,7 +47,6 @@ def _handler(service: SegmentService) -> Callable:
             log.exception("segmentation failed")
             message = f"Segmentation failed ({type(err).__name__}); the server log has the details."
             raise gr.Error(message, duration=None, print_exception=False) from None
-        return out.refined_overlay, out.coarse_overlay, out.answer, out.summary, out.details
 
     return segment
 

@@ -6,13 +6,15 @@ Kept free of Gradio imports so it can be tested directly and reused by other fro
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from text4seg.codec import encode_rrle
 from text4seg.io import ImageLoadError, load_image
 from text4seg.web.config import ServeConfig
 
@@ -36,6 +38,21 @@ class WebAnswer:
     """Markdown: labels found, boxes, mask areas, repairs and per-stage timings."""
     details: dict
     """``SegmentationResult.to_json()`` (JSON-serializable)."""
+
+
+@dataclass(frozen=True)
+class RowsSoFar:
+    """Descriptor rows streamed by the MLLM before its answer is complete."""
+
+    rows: list[list[str]]
+    """The rows received so far, each W labels."""
+    total: int
+    """Rows the grid has."""
+
+    @property
+    def text(self) -> str:
+        """The rows as R-RLE lines, as they will appear inside the answer's ``<seg>`` block."""
+        return encode_rrle(self.rows) if self.rows else ""
 
 
 def upload_path(upload) -> tuple[Path, str]:
@@ -112,10 +129,45 @@ class SegmentService:
         return query
 
     def __call__(self, upload, query: str | None, refine: bool = True) -> WebAnswer:
+        """Check, load and segment in one go (no streaming)."""
         query = self.check_query(query)
         image = self.load(upload)
         with self._model_lock:
             result = self.pipeline(image, query, grid=self.config.grid, refine=bool(refine))
+        return self.answer(image, result)
+
+    def stream(self, upload, query: str | None, refine: bool = True) -> Iterator[RowsSoFar | WebAnswer]:
+        """Like calling the service, but yields a ``RowsSoFar`` as each descriptor row is generated
+        and the ``WebAnswer`` last. Refusals raise before anything is yielded."""
+        query = self.check_query(query)
+        image = self.load(upload)
+        updates: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                with self._model_lock:
+                    outcome["result"] = self.pipeline(
+                        image, query, grid=self.config.grid, refine=bool(refine), on_row=updates.put
+                    )
+            except Exception as err:  # noqa: BLE001 - re-raised in the caller's thread below
+                outcome["error"] = err
+            finally:
+                updates.put(None)
+
+        worker = threading.Thread(target=work, name="text4seg-web-segment", daemon=True)
+        worker.start()
+        rows: list[list[str]] = []
+        while (update := updates.get()) is not None:
+            rows.append(list(update.labels))
+            yield RowsSoFar(rows=list(rows), total=self.config.grid[0])
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        yield self.answer(image, outcome["result"])
+
+    def answer(self, image: np.ndarray, result) -> WebAnswer:
+        """What the page shows for a finished ``SegmentationResult`` of ``image``."""
         side = self.config.display_max_side
         return WebAnswer(
             refined_overlay=downscale(result.overlay(image, refined=True), side),
