@@ -51,9 +51,9 @@ class PrompterConfig:
 
     max_classes: int = 8
     """Most foreground classes/instances one image may carry (inputs are padded to this)."""
-    hidden: int = 32
+    hidden: int = 16
     """Channel width of the per-class point-wise MLP and of the attention across classes."""
-    num_heads: int = 4
+    num_heads: int = 2
     """Heads of the attention across classes (class-level context, SAM-MI's attention block)."""
     context_kernel: int = 5
     """Side of the depth-wise convolution that gives each point its spatial neighbourhood."""

@@ -1,0 +1,156 @@
+"""Training examples and a training loop for the TSPP head; checkpoints as safetensors.
+
+An example is what the prompter sees at inference — the answer's per-class coarse maps (a
+ground-truth descriptor grid damaged the way ``stsam_refiner.data`` damages refiner inputs, playing
+an imperfect MLLM) and the image on the point grid — with SAM-MI's targets from the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stsam_refiner.data import CoarseConfig
+from stsam_refiner.points.config import PrompterConfig, TargetConfig
+from stsam_refiner.points.prompter import SparsePointPrompter, image_to_grid, prompter_loss, soft_class_maps
+from stsam_refiner.points.targets import tspp_target
+
+FORMAT = "stsam_refiner.points.prompter/1"
+
+
+@dataclass
+class PrompterExample:
+    """One training example, class order = the answer's order."""
+
+    coarse: np.ndarray
+    """K×g×g float32 per-class coarse maps."""
+    image: torch.Tensor
+    """3×d×d float image on the point grid."""
+    target: np.ndarray
+    """d×d float64 TSPP target."""
+    labels: np.ndarray
+    """d×d int64 ground-truth entry per grid point (0 background, k + 1 class k)."""
+
+
+def damage_index_grid(
+    grid: np.ndarray, num_classes: int, cfg: CoarseConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Drop labelled cells, shift the grid, add false-positive cells of a random class (g×g int)."""
+    out = np.where(rng.random(grid.shape) < cfg.drop_prob, 0, grid)
+    if cfg.max_shift and rng.random() < cfg.shift_prob:
+        dy, dx = rng.integers(-cfg.max_shift, cfg.max_shift + 1, size=2)
+        out = np.roll(out, (int(dy), int(dx)), axis=(0, 1))
+    if num_classes:
+        add = (out == 0) & (rng.random(grid.shape) < cfg.add_prob)
+        out = np.where(add, rng.integers(1, num_classes + 1, size=grid.shape), out)
+    return out
+
+
+def make_example(
+    image: np.ndarray,
+    class_masks: list[np.ndarray],
+    *,
+    coarse_cfg: CoarseConfig,
+    target_cfg: TargetConfig,
+    rng: np.random.Generator,
+) -> PrompterExample:
+    """Image (H×W×3 uint8) + the answer's GT masks (one H×W bool per class/instance) → example."""
+    from text4seg.masks import grid_from_mask
+
+    k, d = len(class_masks), target_cfg.grid_size
+    index = np.zeros(image.shape[:2], dtype=np.int64)
+    for j, mask in enumerate(class_masks):
+        index[mask] = j + 1
+    grid_args = {"grid_size": (coarse_cfg.grid, coarse_cfg.grid), "rule": coarse_cfg.rule}
+    coarse_index = grid_from_mask(index, threshold=coarse_cfg.threshold, **grid_args)
+    coarse_index = damage_index_grid(coarse_index, k, coarse_cfg, rng)
+    return PrompterExample(
+        coarse=soft_class_maps(coarse_index, k),
+        image=image_to_grid(image, d),
+        target=tspp_target(class_masks, target_cfg).prob,
+        labels=grid_from_mask(index, grid_size=(d, d), rule="nearest"),
+    )
+
+
+def collate(examples: list[PrompterExample], max_classes: int) -> dict[str, torch.Tensor]:
+    """Pad the class axis to the batch's largest class count (at most ``max_classes``) and stack."""
+    b, g = len(examples), examples[0].coarse.shape[-1]
+    width = max(len(ex.coarse) for ex in examples)
+    coarse = torch.zeros(b, width, g, g)
+    valid = torch.zeros(b, width, dtype=torch.bool)
+    for i, ex in enumerate(examples):
+        k = len(ex.coarse)
+        if k > max_classes:
+            raise ValueError(f"example {i} has {k} classes > max_classes {max_classes}")
+        coarse[i, :k] = torch.as_tensor(ex.coarse)
+        valid[i, :k] = True
+    return {
+        "coarse": coarse,
+        "class_valid": valid,
+        "image": torch.stack([ex.image for ex in examples]),
+        "target": torch.as_tensor(np.stack([ex.target for ex in examples]), dtype=torch.float32),
+        "labels": torch.as_tensor(np.stack([ex.labels for ex in examples])),
+    }
+
+
+def train_prompter(
+    prompter: SparsePointPrompter,
+    examples: list[PrompterExample],
+    *,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """AdamW on random batches of ``examples``; returns per-step loss parts."""
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(prompter.parameters(), lr=lr, weight_decay=0.01)
+    history = []
+    prompter.train()
+    for step in range(steps):
+        batch = collate(
+            [examples[i] for i in rng.integers(len(examples), size=batch_size)], prompter.cfg.max_classes
+        )
+        out = prompter(batch["coarse"], batch["class_valid"], batch["image"])
+        loss, parts = prompter_loss(out, batch["target"], batch["labels"], lambda_mse=prompter.cfg.lambda_mse)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for group in optimizer.param_groups:  # cosine decay to 10 %
+            group["lr"] = lr * (0.1 + 0.45 * (1 + np.cos(np.pi * (step + 1) / steps)))
+        history.append({"loss": float(loss.detach()), **parts})
+    prompter.eval()
+    return history
+
+
+def save_prompter(prompter: SparsePointPrompter, path: str | Path) -> None:
+    """Weights + config (JSON metadata) in one safetensors file."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(prompter.cfg.__dict__),
+        "grid_size": str(prompter.grid_size),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in prompter.state_dict().items()}, str(path), metadata=meta)
+
+
+def load_prompter(path: str | Path) -> SparsePointPrompter:
+    """Rebuild from the stored config and load the weights (strict)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint (format={meta.get('format')!r})")
+    prompter = SparsePointPrompter(
+        cfg=PrompterConfig(**json.loads(meta["config"])), grid_size=int(meta["grid_size"])
+    )
+    prompter.load_state_dict(load_file(str(path)))
+    return prompter.eval()

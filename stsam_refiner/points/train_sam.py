@@ -1,0 +1,247 @@
+"""Train a small SAM (segment-anything's own classes) with point prompts on toy shape scenes.
+
+There are no pretrained SAM weights on this machine, and a random SAM answers every point with
+noise, which makes any comparison of point-prompting strategies meaningless. This trains the
+``tiny`` SAM the way SAM itself is trained for points: one positive point per prompt, three
+multimask outputs, the loss of the best output (20·focal + dice) plus an IoU-head MSE. A point on a
+two-tone object is paired with either its one-colour part or the whole object, so the three outputs
+learn part and whole — and point prompting over-segments, as real SAM does.
+
+Run: ``python -m stsam_refiner.points.train_sam --config configs/points/train_sam_tiny.yaml --out DIR``
+(writes DIR/sam.safetensors every ``save_every`` steps, resumable from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stsam_refiner.points.shapes import ShapeScene, make_scene
+
+
+@dataclass
+class PointSamTrainConfig:
+    """Point-prompt training of a small SAM."""
+
+    variant: str = "tiny"
+    """Key of ``stsam_refiner.sam_backbone.SAM_ARCHS``."""
+    image_size: int = 256
+    """Square input side (scenes are drawn at this size)."""
+    batch_size: int = 8
+    """Images per step."""
+    prompts_per_image: int = 6
+    """Point prompts per image per step (each its own mask-decoder query)."""
+    background_prob: float = 0.15
+    """Chance that a prompt's point is on the background, whose target is the background region."""
+    part_prob: float = 0.5
+    """Chance that a point on a two-tone object targets its one-colour part instead of the whole."""
+    lr: float = 8e-4
+    """AdamW learning rate (cosine decay to 10 % after a linear warm-up)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps."""
+    max_steps: int = 3000
+    """Steps of the cosine schedule (training may stop earlier on ``minutes``)."""
+    minutes: float = 15.0
+    """Wall-clock budget of one run."""
+    save_every: int = 50
+    """Checkpoint interval in steps."""
+    seed: int = 0
+    """Scene and prompt seed."""
+    pool_size: int = 400
+    """Scenes drawn once and reused (with fresh prompts and flips) — drawing costs more than a step."""
+    loss_size: int = 128
+    """Side at which masks are compared (the decoder's 64×64 logits are upsampled to it)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.prompts_per_image < 1:
+            raise ValueError(
+                f"batch_size {self.batch_size} and prompts_per_image {self.prompts_per_image} must be >= 1"
+            )
+        for name in ("background_prob", "part_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} outside [0, 1]")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PointSamTrainConfig:
+        import yaml
+
+        with open(path, encoding="utf-8") as f:
+            return cls(**(yaml.safe_load(f) or {}))
+
+
+def prompt_targets(
+    scene: ShapeScene, count: int, cfg: PointSamTrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` (xy point, target mask) pairs: N×2 float32 pixel xy, N×H×W bool."""
+    background = ~np.any(scene.instances, axis=0) if scene.instances else np.ones(scene.label_map.shape, bool)
+    points, targets = [], []
+    for _ in range(count):
+        if not scene.instances or rng.random() < cfg.background_prob:
+            target = background
+        else:
+            i = int(rng.integers(len(scene.instances)))
+            parts = scene.parts[i]
+            target = scene.instances[i]
+            if len(parts) > 1 and rng.random() < cfg.part_prob:
+                target = parts[int(rng.integers(len(parts)))]
+        ys, xs = np.nonzero(target)
+        j = int(rng.integers(len(ys)))
+        points.append((xs[j] + 0.5, ys[j] + 0.5))
+        targets.append(target)
+    return np.asarray(points, dtype=np.float32), np.stack(targets)
+
+
+def point_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """logits N×3×S×S, iou_pred N×3, target N×S×S float {0,1} → best-output mask loss + IoU MSE."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    t = target[:, None].expand_as(logits)
+    focal = sigmoid_focal_loss(logits, t, reduction="none").mean((2, 3))
+    prob = logits.sigmoid()
+    dice = 1 - (2 * (prob * t).sum((2, 3)) + 1) / (prob.sum((2, 3)) + t.sum((2, 3)) + 1)
+    per_output = 20 * focal + dice
+    best = per_output.min(1).values.mean()
+    with torch.no_grad():
+        hard = logits > 0
+        inter = (hard & (t > 0.5)).sum((2, 3)).float()
+        union = (hard | (t > 0.5)).sum((2, 3)).float()
+        iou = inter / union.clamp(min=1)
+    return best + F.mse_loss(iou_pred, iou)
+
+
+def _flipped(scene: ShapeScene, rng: np.random.Generator) -> ShapeScene:
+    if rng.random() < 0.5:
+        return scene
+
+    # Axis 1 is the width of both H×W×3 images and H×W masks.
+    def flip(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.flip(a, axis=1))
+
+    return ShapeScene(
+        image=flip(scene.image),
+        label_map=flip(scene.label_map),
+        instances=[flip(m) for m in scene.instances],
+        instance_classes=scene.instance_classes,
+        parts=[[flip(p) for p in parts] for parts in scene.parts],
+    )
+
+
+def train_step(
+    sam, optimizer, cfg: PointSamTrainConfig, rng: np.random.Generator, pool: list[ShapeScene] | None = None
+) -> float:
+    """One optimisation step on a batch of scenes (from ``pool`` if given); returns the loss."""
+    if pool:
+        scenes = [_flipped(pool[int(i)], rng) for i in rng.integers(len(pool), size=cfg.batch_size)]
+    else:
+        scenes = [make_scene(rng, size=cfg.image_size) for _ in range(cfg.batch_size)]
+    images = torch.as_tensor(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
+    embeddings = sam.image_encoder(sam.preprocess(images))
+    image_pe = sam.prompt_encoder.get_dense_pe()
+    losses = []
+    for i, scene in enumerate(scenes):
+        points, targets = prompt_targets(scene, cfg.prompts_per_image, cfg, rng)
+        coords = torch.as_tensor(points)[:, None]
+        labels = torch.ones(len(points), 1, dtype=torch.int)
+        sparse, dense = sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        low, iou = sam.mask_decoder(
+            image_embeddings=embeddings[i : i + 1],
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        logits = F.interpolate(low, size=cfg.loss_size, mode="bilinear", align_corners=False)
+        target = torch.as_tensor(targets, dtype=torch.float32)[:, None]
+        target = F.interpolate(target, size=cfg.loss_size, mode="area")[:, 0]
+        losses.append(point_loss(logits, iou, target))
+    loss = torch.stack(losses).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _lr_factor(step: int, cfg: PointSamTrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress))
+
+
+def save_point_sam(sam, path: Path, *, step: int, cfg: PointSamTrainConfig) -> None:
+    """Atomically write SAM's state_dict (official key layout) + step/config metadata."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".tmp")
+    state = {k: v.detach().contiguous() for k, v in sam.state_dict().items()}
+    save_file(state, str(tmp), metadata={"step": str(step), "config": json.dumps(cfg.__dict__)})
+    tmp.replace(path)
+
+
+def load_point_sam(path: str | Path, *, variant: str = "tiny", image_size: int = 256):
+    """A ``Sam`` filled from a checkpoint written by :func:`save_point_sam` (or an official one)."""
+    from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
+
+    sam = sam_from_arch(SAM_ARCHS[variant], image_size)
+    report = load_sam_checkpoint(sam, path)
+    if report.missing:
+        raise ValueError(
+            f"{path}: checkpoint lacks {len(report.missing)} SAM keys, e.g. {report.missing[:3]}"
+        )
+    return sam.eval()
+
+
+def train(cfg: PointSamTrainConfig, out: Path, *, log=print) -> Path:
+    """Train (resuming from ``out/sam.safetensors`` if present) within ``cfg.minutes``."""
+    from safetensors import safe_open
+
+    from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "sam.safetensors"
+    sam = sam_from_arch(SAM_ARCHS[cfg.variant], cfg.image_size)
+    step = 0
+    if ckpt.exists():
+        load_sam_checkpoint(sam, ckpt)
+        with safe_open(str(ckpt), framework="pt") as f:
+            step = int((f.metadata() or {}).get("step", 0))
+    sam.train()
+    optimizer = torch.optim.AdamW(sam.parameters(), lr=cfg.lr, weight_decay=0.01)
+    pool_rng = np.random.default_rng(cfg.seed)
+    pool = [make_scene(pool_rng, size=cfg.image_size) for _ in range(cfg.pool_size)]
+    log(f"{len(pool)} scenes drawn; starting at step {step}")
+    rng = np.random.default_rng(cfg.seed + 1 + step)
+    start, recent = time.time(), []
+    while step < cfg.max_steps and time.time() - start < 60 * cfg.minutes:
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+        recent.append(train_step(sam, optimizer, cfg, rng, pool))
+        step += 1
+        if step % cfg.save_every == 0:
+            save_point_sam(sam, ckpt, step=step, cfg=cfg)
+            log(f"step {step} loss {np.mean(recent):.4f} ({time.time() - start:.0f} s)")
+            recent = []
+    save_point_sam(sam, ckpt, step=step, cfg=cfg)
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/points/train_sam_tiny.yaml")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    train(PointSamTrainConfig.from_yaml(args.config), Path(args.out), log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()
