@@ -73,6 +73,14 @@ class TrainConfig:
     """``torch.set_num_threads`` per process; 0 leaves torch's default."""
 
     def __post_init__(self) -> None:
+        # YAML 1.1 reads "1e-3" (no dot) as a string; float fields take it as the number it means.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, str | int) and not isinstance(value, bool):
+                try:
+                    setattr(self, f.name, float(value))
+                except ValueError:
+                    raise ValueError(f"{f.name} {value!r} is not a number") from None
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
         if self.zero_stage not in ZERO_STAGES:
