@@ -34,7 +34,9 @@ def test_deepspeed_configs_leave_batch_and_precision_to_the_trainer(stage):
 def test_overrides_parse_yaml_values_and_nested_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model_path: m\ndata_path: d\noutput_dir: o\nlora: {r: 4}\n")
-    config = TrainConfig.from_yaml(path, ["zero_stage=3", "lora.alpha=32", "learning_rate=1e-3", "resume=never"])
+    config = TrainConfig.from_yaml(
+        path, ["zero_stage=3", "lora.alpha=32", "learning_rate=1e-3", "resume=never"]
+    )
     assert (config.zero_stage, config.lora.r, config.lora.alpha) == (3, 4, 32)
     assert config.learning_rate == pytest.approx(1e-3)
     assert config.deepspeed_config.endswith("configs/deepspeed/zero3.json")

@@ -38,9 +38,9 @@ def test_state_bytes_counts_shared_storage_once():
 
 @pytest.fixture(scope="module")
 def peft_model(tmp_path_factory):
+    from text4seg.mllm.loading import load_mllm
     from text4seg.mllm.lora import LoraSettings
     from text4seg.mllm.tiny import build_tiny_llava
-    from text4seg.mllm.loading import load_mllm
 
     path = build_tiny_llava(tmp_path_factory.mktemp("dist") / "llava")
     torch.manual_seed(0)
@@ -66,8 +66,9 @@ def test_gathered_state_holds_only_trainable_weights_as_copies(peft_model):
 
 
 def test_save_trainable_round_trips_through_peft_and_extra_file(peft_model, tmp_path):
-    from text4seg.mllm.lora import load_adapter
     from transformers import AutoModelForImageTextToText
+
+    from text4seg.mllm.lora import load_adapter
 
     path, loaded = peft_model
     model = loaded.model

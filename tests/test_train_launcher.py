@@ -26,7 +26,9 @@ def test_help_documents_every_option_the_parser_accepts():
 
 def test_single_process_runs_the_module_with_overrides():
     out = _run("--config", "c.yaml", "--zero", "2", "--resume", "never", "--dry_run", "lora.r=8").stdout
-    assert re.search(r"-m text4seg\.mllm\.train --config c\.yaml zero_stage=2 resume=never lora\.r=8\s*$", out)
+    assert re.search(
+        r"-m text4seg\.mllm\.train --config c\.yaml zero_stage=2 resume=never lora\.r=8\s*$", out
+    )
     assert "torch.distributed.run" not in out
 
 
