@@ -184,3 +184,20 @@ def test_completion_tokens_from_inside_a_multibyte_character():
         for token in ids[:-1]:
             state = masks.advance(state, token)
         assert grammar.is_complete(state)
+
+
+def test_long_free_sentence_is_cut_at_its_token_limit(random_model):
+    model, processor = random_model
+    masks = masks_for(processor.tokenizer, height=4, width=4, labels=["text"])
+    inputs = _inputs(processor, 2)
+    processors = LogitsProcessorList(
+        [RrleLogitsProcessor(masks=masks, max_new_tokens=80, max_sentence_tokens=3)]
+    )
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=80, do_sample=False, logits_processor=processors)
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    written = b"".join(masks.table.token_bytes[i] or b"" for i in new)
+    sentence_tokens = next(k for k in range(len(new)) if masks.table.token_bytes[new[k]].startswith(b"\n"))
+    assert sentence_tokens <= 3
+    grammar = masks.grammar
+    assert grammar.is_complete(grammar.feed(grammar.initial_state(), written))

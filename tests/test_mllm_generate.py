@@ -83,3 +83,16 @@ def test_bad_sentence_mode_is_refused(models):
     loaded = models["llava"]
     with pytest.raises(ValueError, match="answer_sentence 'fixed'"):
         segment(loaded.model, loaded.processor, IMAGE, "text", answer_sentence="fixed")
+
+
+def test_iter_segment_yields_rows_then_the_result(models):
+    from text4seg.mllm.generate import RowUpdate, iter_segment
+
+    loaded = models["llava"]
+    events = list(iter_segment(loaded.model, loaded.processor, IMAGE, "text", grid=(6, 6)))
+    assert all(isinstance(e, RowUpdate) for e in events[:-1]) and len(events) == 7
+    result = events[-1]
+    assert isinstance(result, CoarseMaskResult)
+    assert [e.labels for e in events[:-1]] == result.grid
+    with pytest.raises(ValueError, match="answer_sentence"):
+        list(iter_segment(loaded.model, loaded.processor, IMAGE, "text", answer_sentence="nope"))

@@ -17,6 +17,8 @@ from transformers import LogitsProcessor
 from text4seg.mllm.grammar import DONE, SENTENCE, GrammarConfig, RrleGrammar, mask_key
 
 _BYTE_TOKEN_PREFIX = "<0x"
+SENTENCE_END = ("sentence_end",)
+"""Pseudo-state: the free sentence has reached its token limit, the next token must begin the block."""
 
 
 def _byte_level_decoder() -> dict[str, int]:
@@ -144,6 +146,8 @@ class GrammarMasks:
         if key not in self._allowed:
             if state == DONE:
                 ids = list(self.eos_ids)
+            elif state == SENTENCE_END:  # the sentence ran long: only tokens that start the block
+                ids = [i for i in self.allowed(SENTENCE) if self.table.token_bytes[i].startswith(b"\n")]
             else:
                 ids = sorted(self._walk(self.table.trie, state))
             if not ids:
@@ -257,7 +261,7 @@ class RrleLogitsProcessor(LogitsProcessor):
         remaining = self.max_new_tokens - written
         token = self._forced_token(state, remaining)
         if token is None and state == SENTENCE and written >= self.max_sentence_tokens:
-            token = self.masks.table.encode("\n")[0]
+            return self.masks.bias(SENTENCE_END, scores.shape[-1], scores.device, scores.dtype)
         if token is None:
             return self.masks.bias(state, scores.shape[-1], scores.device, scores.dtype)
         import torch

@@ -8,7 +8,7 @@ answer with `text4seg.parser.parse_answer` and upsamples each class's grid to th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,3 +209,34 @@ def _result(processor, new_ids, image, grid, labels, seconds, rows) -> CoarseMas
         failed=parsed.failed,
         rows=rows,
     )
+
+
+def iter_segment(model, processor, image, query: str, **kwargs) -> Iterator[RowUpdate | CoarseMaskResult]:
+    """`segment` as a generator: yields each `RowUpdate` as it is decoded, then the `CoarseMaskResult`.
+
+    Generation runs in a worker thread (torch releases the GIL while computing), so a UI can show
+    rows while later ones are still being generated. Errors in generation are re-raised here.
+    """
+    import queue
+    import threading
+
+    if "on_row" in kwargs:
+        raise ValueError("iter_segment yields the rows itself; do not pass on_row")
+    events: queue.Queue = queue.Queue()
+    done = object()
+
+    def work() -> None:
+        try:
+            events.put(segment(model, processor, image, query, on_row=events.put, **kwargs))
+        except BaseException as error:  # handed to the consumer, raised there
+            events.put(error)
+        finally:
+            events.put(done)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while (event := events.get()) is not done:
+        if isinstance(event, BaseException):
+            raise event
+        yield event
+    worker.join()
