@@ -166,3 +166,13 @@ def test_page_handler_turns_failures_into_messages_without_tracebacks(tmp_path):
     assert err.value.message.startswith(
         "&lt;b&gt;x&lt;/b&gt;.png: the uploaded file is gone"
     )  # no HTML injection
+
+
+def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_path):
+    from text4seg.web import build_app
+
+    photo = text_photo(tmp_path / "example.png")
+    app = build_app(pipeline=_never_called, config=ServeConfig(examples=[str(photo)]))
+    api = [fn.api_name for fn in app.fns.values() if fn.api_name]
+    assert "segment" in api
+    assert all(not fn.preprocess for fn in app.fns.values() if fn.api_name == "segment")

@@ -90,10 +90,12 @@ class SegmentService:
     """Runs the pipeline for web requests.
 
     ``pipeline`` is anything with the ``Text4SegPipeline.__call__`` signature returning a
-    ``SegmentationResult``. Calls into it take turns under a lock: the pipeline is not documented
-    as thread-safe (it fills a grammar cache, its models are shared) and torch already spreads one
-    image over the cores. Concurrent requests still overlap their upload checks, image decoding
-    and overlay drawing, and the Gradio queue keeps every user's request answered in order.
+    ``SegmentationResult``. Calls into it take turns under a lock: the refiner's high-resolution
+    head reads the mask decoder's features through forward hooks registered on the shared decoder
+    module (``stsam_refiner.hr_head.capture_decoder_features``), so two concurrent forwards could
+    read each other's features; and torch already spreads one image over the cores. Concurrent
+    requests still overlap their upload checks, image decoding and overlay drawing, and the
+    Gradio queue answers every user's request in turn.
     """
 
     def __init__(self, *, pipeline: Callable, config: ServeConfig) -> None:
