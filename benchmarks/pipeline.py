@@ -1,0 +1,154 @@
+"""Pipeline benchmark: per-stage latency on CPU, eval throughput with 2 processes vs 1, peak memory.
+
+Images: a Total-Text-layout folder from the synthetic generator (held-out "eval" fonts, a seed not
+used in training), written to a temporary folder. The same images serve every measurement.
+
+1. Latency — one process, ``--threads`` torch threads: the pipeline is loaded once, warmed up on
+   one image, then timed per stage (load_image, mllm, parse, refine, total) over ``--n`` images.
+2. Eval throughput — ``text4seg eval`` on the same images, first as one process (1 thread), then as
+   two torchrun processes (1 thread each). The figure compared is the evaluation wall time the
+   runs report (slowest shard), which excludes interpreter start-up and model loading; those are
+   printed separately as the end-to-end command times.
+3. Peak RSS — ru_maxrss of this process after loading and running the pipeline (MB), and of the
+   largest eval child process.
+
+The machine is shared, so the figures move with other load; each run prints the load average.
+
+Run: ``.venv/bin/python benchmarks/pipeline.py [--model DIR --refiner FILE] [--n 8]``
+(default: the embedded default model). Last line: one JSON object with ``seconds_per_image``,
+``eval_speedup_2proc``, ``peak_rss_mb`` and the rest of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("load_image", "mllm", "parse", "refine", "total")
+
+
+def make_images(folder: Path, *, n: int, size: int, seed: int) -> list[Path]:
+    """``n`` Total-Text-layout test images (every sample in the Test split)."""
+    import dataclasses
+
+    from data_builders.synthetic.build import build
+    from data_builders.synthetic.config import SyntheticConfig
+
+    cfg = dataclasses.replace(SyntheticConfig(), size=size, fonts="eval", test_fraction=1.0)
+    build(cfg, n=n, out=folder, seed=seed, layout="totaltext", workers=1)
+    return sorted((folder / "Images" / "Test").iterdir())
+
+
+def model_args(args) -> list[str]:
+    out = []
+    if args.model:
+        out += ["--model", args.model]
+    if args.refiner:
+        out += ["--refiner", args.refiner]
+    return out
+
+
+def latency(args, images: list[Path]) -> dict:
+    import torch
+
+    from text4seg.pipeline import Text4SegPipeline
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    pipeline = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
+    load_seconds = time.perf_counter() - start
+    pipeline(images[0], args.query)  # warm-up: first-call allocations and grammar masks
+    timings = {stage: [] for stage in STAGES}
+    for path in images:
+        result = pipeline(path, args.query)
+        for stage in STAGES:
+            timings[stage].append(result.timings[stage])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "model_load_seconds": load_seconds,
+        **{f"stage.{s}": float(np.mean(v)) for s, v in timings.items()},
+        "peak_rss_mb": peak,
+        "grid": list(pipeline.config.grid),
+    }
+
+
+def run_eval(args, root: Path, out: Path, processes: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "text4seg.cli"]
+    if processes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                    "--master_port", "0", "-m", "text4seg.cli"]  # fmt: skip
+    cmd = [*launcher, "eval", "--dataset", "totaltext", "--root", str(root), "--split", "Test",
+           "--out", str(out), "--threads", "1", *model_args(args)]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"eval with {processes} processes failed:\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report["command_seconds"] = time.perf_counter() - start
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="MLLM folder (default: the embedded default model)")
+    parser.add_argument("--refiner", help="refiner checkpoint (default: the embedded default model's)")
+    parser.add_argument("--n", type=int, default=8, help="images")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=9001, help="synthetic seed (not a training seed)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the latency run")
+    parser.add_argument("--query", default="segment the text in this image")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        tmp = Path(tmp)
+        images = make_images(tmp / "data", n=args.n, size=args.size, seed=args.seed)
+        lat = latency(args, images)
+        one = run_eval(args, tmp / "data", tmp / "eval1", 1)
+        two = run_eval(args, tmp / "data", tmp / "eval2", 2)
+    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    speedup = one["wall_seconds"] / two["wall_seconds"]
+    same = {
+        k: v for k, v in one.items() if not k.startswith(("seconds", "wall", "images_per", "command"))
+    } == {k: v for k, v in two.items() if not k.startswith(("seconds", "wall", "images_per", "command"))}
+    print(f"model: {args.model or 'default'} / refiner: {args.refiner or 'default'}; grid {lat['grid']}; "
+          f"{len(images)} images of {args.size}px; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"model load: {lat['model_load_seconds']:.2f} s")
+    for stage in STAGES:
+        print(f"  {stage:>10}: {lat['stage.' + stage] * 1000:8.1f} ms/image")
+    print(f"{'':>24}{'1 process':>12}{'2 processes':>14}")
+    print(f"{'eval wall seconds':>24}{one['wall_seconds']:12.2f}{two['wall_seconds']:14.2f}")
+    print(
+        f"{'images / second':>24}{one['images_per_second_wall']:12.2f}{two['images_per_second_wall']:14.2f}"
+    )
+    print(f"{'command seconds':>24}{one['command_seconds']:12.2f}{two['command_seconds']:14.2f}")
+    print(f"speedup {speedup:.2f}x; identical metrics: {same}")
+    print(
+        f"peak RSS: pipeline process {lat['peak_rss_mb']:.0f} MB, largest eval process {children_rss:.0f} MB"
+    )
+    figures = {
+        "seconds_per_image": lat["stage.total"],
+        **{f"seconds.{s}": lat[f"stage.{s}"] for s in STAGES if s != "total"},
+        "eval_speedup_2proc": speedup,
+        "eval_images_per_second_1proc": one["images_per_second_wall"],
+        "eval_images_per_second_2proc": two["images_per_second_wall"],
+        "eval_metrics_identical": same,
+        "peak_rss_mb": lat["peak_rss_mb"],
+        "eval_child_peak_rss_mb": children_rss,
+        "n_images": len(images),
+        "model": args.model or "default",
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
