@@ -78,6 +78,13 @@ class DenseVisualPrompt(nn.Module):
             in_chans=cfg.hidden_dim, hidden=cfg.prompt_hidden, out_chans=out_chans
         )
 
+    def train(self, mode: bool = True) -> DenseVisualPrompt:
+        """A frozen encoder stays in eval mode (no stochastic depth on features it cannot adapt to)."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.segformer.eval()
+        return self
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: B×3×S×S, normalised as for SAM (ImageNet statistics, as SegFormer expects)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):

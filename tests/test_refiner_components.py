@@ -60,6 +60,8 @@ def test_dense_prompt_shape_and_zero_start():
     assert out.shape == (2, 32, 8, 8)
     assert out.abs().max() == 0  # SAM's own dense prompt is unchanged until training moves it
     assert not any(p.requires_grad for p in prompt.segformer.parameters())
+    prompt.train()
+    assert prompt.scale_mlps.training and not prompt.segformer.training
 
 
 def test_text_prompt_tokens_and_descriptions():
