@@ -101,3 +101,42 @@ def test_oversized_upload_is_refused_by_the_server(server, tmp_path):
             f"{url}gradio_api/upload", files={"files": ("small.png", f, "image/png")}, timeout=60
         )
     assert response.status_code == 200 and response.json()[0].endswith("small.png")
+
+
+@pytest.mark.slow
+def test_cli_serve_starts_answers_and_stops(tmp_path):
+    """``text4seg serve`` as a user runs it: a separate process on a free loopback port."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from serve_support import free_port, tiny_checkpoints
+
+    mllm, refiner = tiny_checkpoints()
+    port = free_port()
+    command = [sys.executable, "-m", "text4seg.cli", "serve", "--model", str(mllm), "--refiner", str(refiner)]
+    command += ["--port", str(port), "--grid", "4", "--concurrency", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180  # start-up bound on a busy machine, not a speed check
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.5)
+        answer = _segment(url, text_photo(tmp_path / "photo.png"))[2]
+        assert answer == tiny_pipeline()(tmp_path / "photo.png", QUERY, grid=TEST_GRID).answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    assert f"Running on local URL:  http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
