@@ -59,6 +59,8 @@ class TrainConfig:
     """DataLoader worker processes."""
     threads: int = 0
     """torch threads per process (0: leave torch's default)."""
+    bf16: bool = False
+    """bfloat16 autocast for forward + loss on CPU (~1.3x faster per step with AVX512-BF16); weights stay fp32."""
     seed: int = 0
     """Seed for model init, shuffling and coarse-mask damage."""
     description_column: str | None = None
@@ -193,10 +195,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         for batch in loader:
             if step >= cfg.steps:
                 break
-            out_ = model(
-                preprocess(batch["images"]), batch["mask_prompts"], descriptions=batch["descriptions"]
-            )
-            terms = refiner_loss(out_, batch["targets"], loss_cfg)
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                out_ = model(
+                    preprocess(batch["images"]), batch["mask_prompts"], descriptions=batch["descriptions"]
+                )
+                terms = refiner_loss(out_, batch["targets"], loss_cfg)
             accelerator.backward(terms.total)
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(params, cfg.grad_clip)
