@@ -157,3 +157,16 @@ def test_cli_writes_a_loadable_dataset(tmp_path, capsys):
     assert len(data) == 3 and data[0]["image"].size == (48, 48)
     fonts = {f.family for f in font_set("eval")}
     assert all(i["font_family"] in fonts for row in data for i in row["instances"])
+
+
+def test_distractor_shapes_stay_background():
+    cfg = SyntheticConfig(size=96, p_distractors=1.0, p_no_text=0.0)
+    plain = SyntheticConfig(size=96, p_no_text=0.0)
+    for index in range(4):
+        scene = compose_scene(cfg, scene_rng(9, index))
+        assert np.array_equal(scene.clean[~scene.mask], scene.background[~scene.mask])
+        assert (scene.clean[scene.mask] != scene.background[scene.mask]).any(axis=-1).all()
+    # The plain config draws nothing extra, so its scenes differ from the distractor ones.
+    assert not np.array_equal(
+        compose_scene(plain, scene_rng(9, 0)).image, compose_scene(cfg, scene_rng(9, 0)).image
+    )

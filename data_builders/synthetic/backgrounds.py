@@ -114,3 +114,42 @@ def sample_background(rng: np.random.Generator, size: int, p_photo: float) -> tu
     if rng.random() < p_photo:
         return photo_crop(rng, size)
     return texture(rng, size)
+
+
+DISTRACTOR_SHAPES = ("line", "rectangle", "ellipse", "arc", "zigzag")
+
+
+def draw_distractors(image: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Stroke-like shapes that are not text (lines, boxes, ellipses, arcs, zigzags) in text colours.
+
+    They stay background in every mask, so a model cannot learn "thin uniform strokes = text".
+    Returns a new HxWx3 uint8 image.
+    """
+    from PIL import Image, ImageDraw
+
+    from data_builders.synthetic.colours import NAMES, PALETTE
+
+    h, w = image.shape[:2]
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(count):
+        shape = DISTRACTOR_SHAPES[rng.integers(len(DISTRACTOR_SHAPES))]
+        colour = PALETTE[NAMES[rng.integers(len(NAMES))]]
+        width = int(rng.integers(1, max(2, min(h, w) // 40) + 1))
+        x0, x1 = sorted(rng.integers(0, w, size=2).tolist())
+        y0, y1 = sorted(rng.integers(0, h, size=2).tolist())
+        box = (x0, y0, max(x1, x0 + 2), max(y1, y0 + 2))
+        if shape == "line":
+            draw.line(box, fill=colour, width=width)
+        elif shape == "rectangle":
+            draw.rectangle(box, outline=colour, width=width)
+        elif shape == "ellipse":
+            draw.ellipse(box, outline=colour, width=width)
+        elif shape == "arc":
+            start = float(rng.uniform(0, 360))
+            draw.arc(box, start=start, end=start + float(rng.uniform(60, 300)), fill=colour, width=width)
+        else:
+            xs = np.linspace(box[0], box[2], int(rng.integers(3, 8)))
+            ys = np.where(np.arange(xs.size) % 2 == 0, box[1], box[3])
+            draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=width)
+    return np.asarray(canvas)

@@ -39,6 +39,9 @@ class SyntheticConfig:
     """Per instance: probability of a drop shadow (an effect: background in the mask)."""
     p_low_contrast: float = 0.1
     """Per instance: probability of text colour close to its background."""
+    p_distractors: float = 0.0
+    """Probability of 1-6 non-text stroke shapes (lines, boxes, arcs) drawn into the background.
+    0 keeps the random stream of earlier builds unchanged (no draw is consumed)."""
     p_blur: float = 0.3
     """Probability of a Gaussian blur over the finished image."""
     p_noise: float = 0.3

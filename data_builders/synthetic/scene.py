@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from data_builders.synthetic import colours, effects
-from data_builders.synthetic.backgrounds import sample_background
+from data_builders.synthetic.backgrounds import draw_distractors, sample_background
 from data_builders.synthetic.config import SyntheticConfig
 from data_builders.synthetic.fonts import FontSpec, font_set
 from data_builders.synthetic.render import TextLayer, render_text
@@ -248,6 +248,8 @@ def _instance(item: _Planned, colour: str, plate: str, size: int) -> Instance:
 def compose_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> SyntheticScene:
     """Draw one scene. Same config and same generator state give the same scene, bit for bit."""
     background, kind = sample_background(rng, cfg.size, cfg.p_photo)
+    if cfg.p_distractors > 0 and rng.random() < cfg.p_distractors:
+        background = draw_distractors(background, rng, int(rng.integers(1, 7)))
     count = 0 if rng.random() < cfg.p_no_text else int(rng.integers(1, cfg.max_instances + 1))
     planned = _plan_instances(rng, cfg, count)
     canvas = background.astype(np.float32)
