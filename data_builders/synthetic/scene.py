@@ -206,7 +206,6 @@ def _paint_effects(rng, canvas: np.ndarray, item: _Planned, local: np.ndarray) -
         plate_name = colours.contrasting_name(rng, np.array(colours.PALETTE[text_name]))
         region = effects.plate_region(item.mask.shape, item.box, item.pad, radius=item.pad // 2)
         effects.paint(canvas, region, np.array(colours.PALETTE[plate_name]))
-        local = np.array(colours.PALETTE[plate_name], np.float32)
     else:
         text_name = colours.contrasting_name(rng, local)
     text_rgb = np.array(colours.PALETTE[text_name], np.float32)
