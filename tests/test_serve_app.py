@@ -176,3 +176,30 @@ def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_pat
     api = [fn.api_name for fn in app.fns.values() if fn.api_name]
     assert "segment" in api
     assert all(not fn.preprocess for fn in app.fns.values() if fn.api_name == "segment")
+
+
+def test_summary_escapes_user_text_and_names_each_labels_colour():
+    from text4seg.pipeline import SegmentationResult
+    from text4seg.visualize import PALETTE
+    from text4seg.web.service import summarize
+
+    mask = np.zeros((4, 8), dtype=bool)
+    mask[1:3, 2:6] = True
+    result = SegmentationResult(
+        answer="",
+        query="<img src=x onerror=alert(1)> the *red* word",
+        task="referring",
+        labels=["sign", "text"],
+        grid=[["others"]],
+        repairs=[],
+        coarse_masks={"text": mask, "sign": mask},
+        refined_masks={"text": mask, "sign": ~mask},
+        boxes={"text": (2, 1, 6, 3), "sign": None},
+        timings={"mllm": 0.25, "total": 0.5},
+    )
+    text = summarize(result, (4, 8))
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt; the \\*red\\* word" in text
+    r, g, b = (int(v) for v in PALETTE[1])  # "sign" is the second mask drawn
+    assert f'rgb({r}, {g}, {b})">■</span> **sign:** coarse 25.0%, refined 75.0% of the image; no box' in text
+    assert "**text:** coarse 25.0%, refined 25.0% of the image; box (x0, y0, x1, y1) = (2, 1, 6, 3)" in text
+    assert "**Timings:** mllm 0.25 s · total 0.50 s" in text

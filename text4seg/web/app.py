@@ -78,7 +78,11 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
                     max_length=config.max_query_chars,
                     elem_id="query",
                 )
-                refine = gr.Checkbox(label="Refine with ST-SAM", value=True, elem_id="refine")
+                # A pipeline loaded with --refiner none has nothing to switch on.
+                has_refiner = getattr(pipeline, "refiner", True) is not None
+                refine = gr.Checkbox(
+                    label="Refine with ST-SAM", value=has_refiner, visible=has_refiner, elem_id="refine"
+                )
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 limits = (
                     f"Uploads up to {config.max_upload_mb:g} MB and {config.max_pixels / 1e6:g} megapixels."

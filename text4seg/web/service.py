@@ -6,6 +6,7 @@ Kept free of Gradio imports so it can be tested directly and reused by other fro
 
 from __future__ import annotations
 
+import html
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +18,9 @@ import numpy as np
 from text4seg.codec import encode_rrle
 from text4seg.io import ImageLoadError, load_image
 from text4seg.web.config import ServeConfig
+
+# Characters that would turn user or model text (queries, labels) into Markdown formatting.
+MARKDOWN_MARKUP = set("\\`*_[]#|~!")
 
 
 class RequestError(ValueError):
@@ -181,32 +185,43 @@ class SegmentService:
 
 
 def summarize(result, image_size: tuple[int, int]) -> str:
-    """A short Markdown report of a ``SegmentationResult``."""
+    """A short Markdown report of a ``SegmentationResult``; each label carries a swatch of the
+    colour its mask has in the overlays."""
+    from text4seg.visualize import PALETTE
+
     height, width = image_size
-    lines = [f"**Image** {width}×{height} · **query** “{result.query}”"]
+    lines = [f"**Image** {width}×{height} · **query** “{_plain(result.query)}”"]
     if getattr(result, "parse_failed", False):
         lines.append("**Parse failed:** the answer held no readable descriptor, so the mask is empty")
     elif not result.labels:
         lines.append("**Found:** nothing (the answer is all background)")
+    colour_order = list(result.refined_masks)  # overlay_masks colours masks by insertion order
     for label in result.labels:
-        refined = result.refined_masks.get(label)
-        coarse = result.coarse_masks.get(label)
+        refined, coarse = result.refined_masks.get(label), result.coarse_masks.get(label)
         box = result.boxes.get(label)
-        area = (
-            f"coarse {_percent(coarse)}, refined {_percent(refined)} of the image"
-            if refined is not None and coarse is not None
-            else "no mask"
-        )
+        area = "no mask"
+        if refined is not None and coarse is not None:
+            area = f"coarse {_percent(coarse)}, refined {_percent(refined)} of the image"
         box_text = "no box" if box is None else "box (x0, y0, x1, y1) = " + str(tuple(box))
-        lines.append(f"**{label}:** {area}; {box_text}")
+        swatch = ""
+        if label in colour_order:
+            r, g, b = (int(v) for v in PALETTE[colour_order.index(label) % len(PALETTE)])
+            swatch = f'<span style="color: rgb({r}, {g}, {b})">■</span> '
+        lines.append(f"{swatch}**{_plain(label)}:** {area}; {box_text}")
     if result.instances:
-        lines.append(f"**Instances:** {', '.join(result.instances)}")
+        lines.append(f"**Instances:** {_plain(', '.join(result.instances))}")
     kinds = [getattr(r, "kind", str(r)) for r in result.repairs]
     lines.append(f"**Repairs:** {len(kinds)}" + (f" ({', '.join(sorted(set(kinds)))})" if kinds else ""))
     stages = ("load_image", "mllm", "parse", "refine", "total")
     timing = " · ".join(f"{s} {result.timings[s]:.2f} s" for s in stages if s in result.timings)
     lines.append(f"**Timings:** {timing}")
     return "\n\n".join(lines)
+
+
+def _plain(text: str) -> str:
+    """User or model text made inert in Markdown: HTML escaped, Markdown markup backslashed."""
+    text = html.escape(text, quote=False)
+    return "".join("\\" + c if c in MARKDOWN_MARKUP else c for c in text)
 
 
 def _percent(mask: np.ndarray) -> str:
