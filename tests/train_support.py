@@ -45,3 +45,37 @@ def write_chat_dataset(path: Path, n: int, *, grid: int = 4, seed: int = 0) -> P
     data = data.cast_column("image", datasets.Image())
     data.save_to_disk(str(path))
     return path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for the rendezvous of a multi-process test run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kill_at_step_callback(step: int):
+    """A Trainer callback that SIGKILLs its own process right after optimizer step ``step``."""
+    import os
+    import signal
+
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                # No cleanup, no flush: what a preempted node or the OOM killer does.
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return KillAtStep()
+
+
+if __name__ == "__main__":
+    # python tests/train_support.py KILL_AT_STEP --config ... [overrides]: train, dying at that step.
+    import sys
+
+    from text4seg.mllm.train import main
+
+    main(sys.argv[2:], callbacks=[_kill_at_step_callback(int(sys.argv[1]))])

@@ -237,11 +237,8 @@ def main(argv=None, *, callbacks=()) -> TrainResult:
     result = train(parse_args(argv), callbacks=callbacks)
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.losses[-1] if result.losses else None
-        print(
-            json.dumps(
-                {"global_step": result.global_step, "last_loss": last, "output_dir": str(result.output_dir)}
-            )
-        )
+        summary = {"global_step": result.global_step, "last_loss": last, "resumed_from": result.resumed_from}
+        print(json.dumps({**summary, "output_dir": str(result.output_dir)}))
     return result
 
 
