@@ -4,7 +4,8 @@ Both models get the same images and the same coarse-mask prompt; SAM runs image 
 encoder (mask) → mask decoder → upsampling to the input size, the refiner runs its full forward
 (adapters, SegFormer dense prompt, text tokens, alignment, HR head). Weights are random (timing
 does not depend on them); the SAM checkpoint in the config is ignored. Each model is warmed up,
-then timed over all images ``--repeats`` times and the median pass is kept.
+then timed over all images ``--repeats`` times and the median pass is kept. FLOPs are also
+counted (torch's FlopCounterMode on meta tensors), which does not depend on the machine's load.
 
     python benchmarks/refiner.py --config configs/refiner/tiny.yaml --images 4
 
@@ -50,6 +51,16 @@ def refiner_forward(model, image: torch.Tensor, mask: torch.Tensor, description:
     if out.hr_logits is not None:
         return out.hr_logits
     return F.interpolate(out.low_res_logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def count_flops(fn, *args) -> int:
+    """FLOPs of one call, counted by torch's FlopCounterMode on meta tensors (no compute, load-independent)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops()
 
 
 @torch.no_grad()
@@ -109,8 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     sam_s, refiner_s = statistics.median(sam_times), statistics.median(refiner_times)
     total, trainable = count_parameters(model)
     sam_total, _ = count_parameters(sam)
+    model.to("meta"), sam.to("meta")
+    x, m = (
+        torch.zeros(1, 3, size, size, device="meta"),
+        torch.zeros(1, 1, mask_size, mask_size, device="meta"),
+    )
+    sam_flops = count_flops(sam_forward, sam, x, m)
+    refiner_flops = count_flops(refiner_forward, model, x, m, None)
     print(f"{'':24}{'SAM':>14}{'refiner':>14}")
     print(f"{'ms / image':24}{1000 * sam_s / args.images:14.1f}{1000 * refiner_s / args.images:14.1f}")
+    print(f"{'GFLOPs / image':24}{sam_flops / 1e9:14.2f}{refiner_flops / 1e9:14.2f}")
     print(f"{'parameters':24}{sam_total:14,}{total:14,}")
     print(f"{'trainable parameters':24}{'':>14}{trainable:14,}")
     print(
@@ -123,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
                 "sam_ms_per_image": round(1000 * sam_s / args.images, 2),
                 "refiner_ms_per_image": round(1000 * refiner_s / args.images, 2),
                 "refiner_vs_sam_time_ratio": round(refiner_s / sam_s, 3),
+                "refiner_vs_sam_flops_ratio": round(refiner_flops / sam_flops, 3),
+                "sam_gflops": round(sam_flops / 1e9, 2),
+                "refiner_gflops": round(refiner_flops / 1e9, 2),
                 "params_total": total,
                 "params_trainable": trainable,
                 "sam_params_total": sam_total,

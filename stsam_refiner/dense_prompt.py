@@ -67,6 +67,7 @@ class DenseVisualPrompt(nn.Module):
             self.segformer.requires_grad_(False)
         self.freeze_encoder = cfg.freeze_encoder
         self.mask_size = mask_size
+        self.input_size = cfg.input_size
         sizes = self.segformer.config.hidden_sizes
         self.scale_mlps = nn.ModuleList(nn.Linear(c, cfg.hidden_dim) for c in sizes)
         self.fuse = nn.Sequential(
@@ -87,6 +88,10 @@ class DenseVisualPrompt(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: B×3×S×S, normalised as for SAM (ImageNet statistics, as SegFormer expects)."""
+        if self.input_size and self.input_size != images.shape[-1]:
+            images = F.interpolate(
+                images, size=self.input_size, mode="bilinear", align_corners=False, antialias=True
+            )
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             states = self.segformer(pixel_values=images, output_hidden_states=True).hidden_states
         finest = states[0].shape[-2:]
@@ -96,5 +101,8 @@ class DenseVisualPrompt(nn.Module):
             proj = proj.reshape(feat.shape[0], -1, *feat.shape[-2:])
             scales.append(F.interpolate(proj, size=finest, mode="bilinear", align_corners=False))
         fused = self.fuse(torch.cat(scales, dim=1))
-        pooled = F.adaptive_avg_pool2d(fused, self.mask_size)
+        if fused.shape[-1] >= self.mask_size:
+            pooled = F.adaptive_avg_pool2d(fused, self.mask_size)
+        else:
+            pooled = F.interpolate(fused, size=self.mask_size, mode="bilinear", align_corners=False)
         return self.prompt_encoder(pooled)

@@ -42,6 +42,15 @@ def test_adapted_block_starts_as_the_block_and_keeps_its_names():
     assert {n.split(".")[0] for n in names - set(block.state_dict())} == {"attn_adapter", "mlp_adapter"}
 
 
+def test_dense_prompt_at_a_smaller_segformer_input():
+    prompt = DenseVisualPrompt(cfg=DensePromptConfig(input_size=64), out_chans=32, mask_size=32)
+    torch.nn.init.normal_(prompt.prompt_encoder[-1].weight)
+    out = prompt(torch.randn(1, 3, 128, 128))
+    assert out.shape == (1, 32, 8, 8) and out.abs().max() > 0
+    with pytest.raises(ValueError, match="100"):
+        DensePromptConfig(input_size=100)
+
+
 def test_parallel_text_adapter_uses_the_text():
     torch.manual_seed(0)
     block = Block(dim=16, num_heads=2)
