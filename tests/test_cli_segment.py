@@ -66,3 +66,13 @@ def test_multi_class_query_writes_a_mask_per_class_and_no_refine_keeps_coarse(tm
     assert record["refined_area"] == record["coarse_area"]
     assert (out / "img.mask.person.png").is_file() and (out / "img.mask.car.png").is_file()
     assert (out / "img.mask.png").read_bytes() == (out / "img.coarse.png").read_bytes()
+
+
+def test_refine_mode_option_is_checked_against_the_registry(tmp_path, capsys):
+    Image.fromarray(random_image(20, 20)).save(tmp_path / "img.png")
+    base = ["segment", str(tmp_path / "img.png"), "--out", str(tmp_path / "out"), *_model_args()]
+    assert main([*base, "--refine-mode", "sparkles"]) == 2
+    assert "refine_mode 'sparkles' not in ['none', 'stsam']" in capsys.readouterr().err
+    assert main([*base, "--refine-mode", "none"]) == 0
+    record = json.loads((tmp_path / "out" / "img.json").read_text())
+    assert record["refined_labels"] == [] and record["refined_area"] == record["coarse_area"]

@@ -60,6 +60,7 @@ def _model_settings(args: argparse.Namespace) -> dict:
         "model": str(Path(args.model).resolve()) if args.model else "default",
         "refiner": "none" if args.no_refine else (args.refiner or "default"),
         "sam_checkpoint": args.sam_checkpoint,
+        "refine_mode": args.refine_mode,
     }
 
 

@@ -10,6 +10,7 @@ shared by ``chat`` and ``eval``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -42,6 +43,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--unconstrained", action="store_true", help="decode without the R-RLE grammar")
     group.add_argument("--task", choices=("scene_text", "referring", "semantic"), help="force the task")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    group.add_argument(
+        "--refine-mode", default=None, help="key of text4seg.pipeline.REFINE_MODES (default: the model's)"
+    )
 
 
 def pipeline_from_args(args: argparse.Namespace):
@@ -53,9 +57,12 @@ def pipeline_from_args(args: argparse.Namespace):
 
         torch.set_num_threads(args.threads)
     refiner = "none" if args.no_refine else args.refiner
-    return Text4SegPipeline.from_pretrained(
+    pipeline = Text4SegPipeline.from_pretrained(
         model=args.model, refiner=refiner, sam_checkpoint=args.sam_checkpoint
     )
+    if args.refine_mode is not None:  # replace() re-checks the mode against REFINE_MODES
+        pipeline.config = dataclasses.replace(pipeline.config, refine_mode=args.refine_mode)
+    return pipeline
 
 
 def call_kwargs(args: argparse.Namespace) -> dict:
