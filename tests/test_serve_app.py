@@ -203,3 +203,26 @@ def test_summary_escapes_user_text_and_names_each_labels_colour():
     assert f'rgb({r}, {g}, {b})">■</span> **sign:** coarse 25.0%, refined 75.0% of the image; no box' in text
     assert "**text:** coarse 25.0%, refined 25.0% of the image; box (x0, y0, x1, y1) = (2, 1, 6, 3)" in text
     assert "**Timings:** mllm 0.25 s · total 0.50 s" in text
+
+
+def test_uploads_of_any_mode_and_exif_rotation_come_out_upright_rgb(tmp_path):
+    from PIL import Image
+
+    service = SegmentService(pipeline=tiny_pipeline(), config=ServeConfig(grid=TEST_GRID))
+    gray = np.asarray(Image.open(text_photo(tmp_path / "p.png")))  # 172×448
+    rotated = Image.fromarray(gray)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": the upright image is 448×172 → 172 wide
+    rotated.save(tmp_path / "rot.jpg", exif=exif)
+    Image.fromarray(gray).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(gray).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "deep.png")  # 16-bit grayscale
+    for name, shape in [
+        ("rot.jpg", (448, 172)),
+        ("cmyk.jpg", (172, 448)),
+        ("rgba.png", (172, 448)),
+        ("deep.png", (172, 448)),
+    ]:
+        out = service(_upload(tmp_path / name), "segment the text in this image", False)
+        assert out.refined_overlay.shape == (*shape, 3), name
+        assert out.details["image_size"] == list(shape), name
