@@ -1,0 +1,211 @@
+"""Training stages of the default model: vision pretraining, full MLLM training, configs, packaging."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from text4seg.default_package import INFERENCE_FIELDS, copy_assets, write_manifest
+from text4seg.mllm.full_train import (
+    FullTrainConfig,
+    answer_text_grid,
+    calibrate_projector,
+    task_batches,
+    train_full,
+)
+from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
+from text4seg.mllm.vision_pretrain import VisionPretrainConfig, patch_logits_to_grid, pretrain
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bar_dataset(path: Path, *, n: int, size: int = 64, seed: int = 0):
+    """Bright horizontal bars ("words") on dark noise, with their masks: a signal a tiny tower can learn."""
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images, masks = [], []
+    for _ in range(n):
+        image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        mask = np.zeros((size, size), bool)
+        for _ in range(rng.integers(0, 3)):
+            y, x = rng.integers(0, size - 12), rng.integers(0, size - 30)
+            mask[y : y + 10, x : x + 28] = True
+        image[mask] = 230
+        images.append(Image.fromarray(image))
+        masks.append(Image.fromarray(mask.astype(np.uint8) * 255))
+    data = datasets.Dataset.from_dict({"image": images, "mask": masks, "split": ["train"] * n})
+    data = data.cast_column("image", datasets.Image()).cast_column("mask", datasets.Image())
+    data.save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return build_tiny_llava(tmp_path_factory.mktemp("base"), config=TinyMllmConfig())
+
+
+def test_patch_logits_to_grid_places_subcells():
+    # 2×2 patches, 2×2 cells each: patch p's sub-cell (a, b) goes to grid cell (p//2·2 + a, p%2·2 + b).
+    logits = torch.arange(16.0).reshape(1, 4, 4)
+    grid = patch_logits_to_grid(logits, patches_per_side=2, cells_per_patch=2)[0]
+    assert grid[0, 0] == 0 and grid[0, 1] == 1 and grid[1, 0] == 2 and grid[1, 1] == 3
+    assert grid[0, 2] == 4 and grid[2, 0] == 8 and grid[3, 3] == 15
+
+
+def test_vision_pretraining_lowers_loss_and_learns_cells(tiny_base, tmp_path):
+    data = _bar_dataset(tmp_path / "bars", n=96)
+    cfg = VisionPretrainConfig(
+        model_path=str(tiny_base), data=str(data), output_dir=str(tmp_path / "vision"), grid=4,
+        steps=60, batch_size=16, lr=3e-3, warmup_steps=5, val_images=16, log_every=10, save_every=60,
+    )  # fmt: skip
+    result = pretrain(cfg)
+    assert result.step == 60
+    assert result.last_loss < 0.6 * result.first_loss
+    assert result.val_cell_iou > 0.5
+    assert (tmp_path / "vision" / "model" / "config.json").is_file()
+    # Resuming a finished run does no more steps and reports the same held-out score.
+    again = pretrain(cfg)
+    assert again.step == 60 and again.val_cell_iou == pytest.approx(result.val_cell_iou)
+
+
+def test_config_invariants_name_the_numbers():
+    with pytest.raises(ValueError, match="threshold 1.5"):
+        VisionPretrainConfig(model_path="m", data="d", output_dir="o", threshold=1.5)
+    with pytest.raises(ValueError, match="unknown \\['semantic'\\]"):
+        FullTrainConfig(
+            model_path="m", head_path="h", data="d", output_dir="o", task_weights={"semantic": 1.0}
+        )
+
+
+def test_every_default_yaml_parses():
+    from data_builders.conversations import ConversationConfig
+    from stsam_refiner.train import TrainConfig as RefinerTrainConfig
+
+    folder = REPO / "configs" / "default"
+    assert VisionPretrainConfig.from_yaml(folder / "vision_pretrain.yaml").grid == INFERENCE_FIELDS["grid"][0]
+    assert FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps > 0
+    assert TinyMllmConfig.from_yaml(folder / "mllm.yaml").image_tokens == 65
+    conv = ConversationConfig.from_yaml(folder / "conversations.yaml")
+    assert (
+        conv.grid_sizes == (INFERENCE_FIELDS["grid"][0],) and conv.grid_rule == INFERENCE_FIELDS["grid_rule"]
+    )
+    refiner = RefinerTrainConfig.from_yaml(folder / "refiner_train.yaml")
+    assert refiner.coarse.grid == INFERENCE_FIELDS["grid"][0] and refiner.description_column is None
+    assert set(yaml.safe_load((folder / "mllm_train.yaml").read_text())) <= set(
+        FullTrainConfig.__dataclass_fields__
+    )
+
+
+def test_task_batches_keep_one_task_per_batch():
+    tasks = ["scene_text"] * 30 + ["referring"] * 20 + ["describe"] * 10
+    weights = {"scene_text": 0.5, "referring": 0.5, "describe": 0.0}
+    batches = task_batches(tasks, weights, batch_size=4, seed=0)
+    seen = {}
+    for _ in range(200):
+        batch = next(batches)
+        kind = tasks[batch[0]]
+        assert all(tasks[i] == kind for i in batch)
+        seen[kind] = seen.get(kind, 0) + 1
+    assert "describe" not in seen and 70 < seen["scene_text"] < 130
+
+
+def _conversations(tmp_path: Path, synthetic: Path) -> Path:
+    import datasets
+
+    from data_builders.conversations import (
+        ConversationConfig,
+        describe_sample,
+        save_conversations,
+        segmentation_sample,
+    )
+    from text4seg.templates import get_template_set
+
+    rows = datasets.load_from_disk(str(synthetic))
+    templates, rng = get_template_set("default"), np.random.default_rng(0)
+    cfg = ConversationConfig(grid_sizes=(4,), grid_rule="area", area_threshold=0.1)
+    samples = []
+    for row in rows:
+        image = np.asarray(row["image"].convert("RGB"))
+        mask = np.asarray(row["mask"]) > 127
+        samples.append(
+            segmentation_sample(
+                image,
+                mask.astype(np.int64),
+                ["text"],
+                task="scene_text",
+                target="text",
+                source_id="x",
+                cfg=cfg,
+                templates=templates,
+                rng=rng,
+            )
+        )
+        samples.append(describe_sample(image, [], source_id="x", templates=templates, rng=rng))
+    save_conversations(samples, tmp_path / "conv")
+    return tmp_path / "conv"
+
+
+def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
+    data = _bar_dataset(tmp_path / "bars", n=24)
+    vision = VisionPretrainConfig(
+        model_path=str(tiny_base), data=str(data), output_dir=str(tmp_path / "vision"), grid=4,
+        steps=2, batch_size=4, val_images=4, log_every=1, save_every=2,
+    )  # fmt: skip
+    pretrain(vision)
+    conv = _conversations(tmp_path, data)
+    cfg = FullTrainConfig(
+        model_path=str(tmp_path / "vision" / "model"), head_path=str(tmp_path / "vision" / "patch_head.safetensors"),
+        data=str(conv), output_dir=str(tmp_path / "mllm"), steps=4, batch_size=2, log_every=2, save_every=2,
+        task_weights={"scene_text": 0.7, "describe": 0.3},
+    )  # fmt: skip
+    record = train_full(cfg)
+    assert record["step"] == 4 and np.isfinite(record["lm_loss"]) and record["lm_loss"] > 0
+    calibration = (tmp_path / "mllm" / "calibration.json").read_text()
+    assert "text_norm" in calibration
+    cfg.steps = 6
+    resumed = train_full(cfg)
+    assert resumed["step"] == 6
+    logged = [
+        yaml.safe_load(line)["step"] for line in (tmp_path / "mllm" / "log.jsonl").read_text().splitlines()
+    ]
+    assert logged == [2, 4, 6]
+
+
+def test_answer_text_grid_reads_the_answer():
+    row = {
+        "task": "scene_text", "grid_h": 2, "grid_w": 3,
+        "messages": [{"role": "user", "content": "<image>\nq"},
+                     {"role": "assistant", "content": "ok\n<seg>others *1| text *2\n text *1| others *2\n</seg>"}],
+    }  # fmt: skip
+    np.testing.assert_array_equal(answer_text_grid(row), [[0, 1, 1], [1, 0, 0]])
+    assert answer_text_grid({**row, "task": "describe", "grid_h": 0}) is None
+
+
+def test_calibrate_projector_matches_text_embedding_scale(tiny_base):
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_base)
+    pixels = torch.randn(2, 3, 64, 64)
+    calibrate_projector(model, pixels)
+    with torch.no_grad():
+        features = model.model.vision_tower(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
+        image_norm = model.model.multi_modal_projector(features).norm(dim=-1).mean()
+    text_norm = model.get_input_embeddings().weight.norm(dim=-1).mean()
+    assert float(image_norm) == pytest.approx(float(text_norm), rel=0.05)
+
+
+def test_copy_assets_enforces_the_size_limit(tiny_base, tmp_path):
+    refiner = tmp_path / "r.safetensors"
+    refiner.write_bytes(b"x" * 1024)
+    sizes = copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets")
+    assert sizes["mllm"] > 0 and (tmp_path / "assets" / "refiner" / "refiner.safetensors").is_file()
+    manifest = write_manifest(tmp_path / "assets", sizes=sizes, metrics={"n_images": 0}, training={})
+    assert manifest["grid"] == INFERENCE_FIELDS["grid"]
+    refiner.write_bytes(b"x" * (41 * 2**20))
+    with pytest.raises(ValueError, match="MB > 40.0 MB"):
+        copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets2")

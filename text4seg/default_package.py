@@ -1,0 +1,160 @@
+"""Build steps around the embedded default model: the random base checkpoint, and packaging.
+
+``base`` writes the untrained LLaVA (``text4seg.mllm.tiny.build_tiny_llava``) the training stages
+start from. ``package`` copies a trained MLLM folder and refiner checkpoint into
+``text4seg/assets/default/`` (layout in :mod:`text4seg.default_model`), measures them on a held-out
+synthetic set with :mod:`text4seg.default_eval`, and writes ``manifest.json``: what the pipeline
+needs at inference (grid, grid rule, ...) plus how the model was trained and what it scored.
+
+    python -m text4seg.default_package base --config configs/default/mllm.yaml --out runs/default/base
+    python -m text4seg.default_package package --mllm DIR --refiner FILE --val-data DIR --stages FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from text4seg.default_model import DEFAULT_ROOT
+
+MAX_TOTAL_MB = 40.0
+REFINER_FILE = "refiner.safetensors"
+# What the pipeline reads from the manifest: how the default MLLM was taught to answer.
+INFERENCE_FIELDS = {
+    "grid": [8, 8],
+    "grid_rule": "area",
+    "grid_threshold": 0.1,
+    "referring_label": "sentence",
+    "refiner_description": "none",
+    "instance_labels": 0,
+    "refiner_file": REFINER_FILE,
+}
+_SKIPPED = {"state.pt", "optimizer.pt", "training_args.bin"}
+
+
+def build_base(config_path: str | Path, out: str | Path) -> Path:
+    """The random-weight LLaVA + processor of ``config_path`` (a TinyMllmConfig YAML) at ``out``."""
+    from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
+
+    return build_tiny_llava(out, config=TinyMllmConfig.from_yaml(config_path))
+
+
+def folder_mb(path: Path) -> float:
+    """Total size of the files under ``path`` in MiB."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def copy_assets(*, mllm: Path, refiner: Path, out: Path) -> dict[str, float]:
+    """Replace ``out/mllm`` and ``out/refiner`` with the given model files; returns their sizes (MiB)."""
+    if not (mllm / "config.json").is_file():
+        raise FileNotFoundError(f"{mllm} is not a save_pretrained folder (no config.json)")
+    if not refiner.is_file():
+        raise FileNotFoundError(f"refiner checkpoint {refiner} does not exist")
+    for part in ("mllm", "refiner"):
+        shutil.rmtree(out / part, ignore_errors=True)
+    (out / "mllm").mkdir(parents=True)
+    for item in mllm.iterdir():
+        if item.is_file() and item.name not in _SKIPPED:
+            shutil.copy2(item, out / "mllm" / item.name)
+    (out / "refiner").mkdir()
+    shutil.copy2(refiner, out / "refiner" / REFINER_FILE)
+    sizes = {"mllm": folder_mb(out / "mllm"), "refiner": folder_mb(out / "refiner")}
+    total = sum(sizes.values())
+    if total > MAX_TOTAL_MB:
+        raise ValueError(f"default model is {total:.1f} MB > {MAX_TOTAL_MB} MB allowed in the package")
+    return {k: round(v, 2) for k, v in sizes.items()}
+
+
+def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffled: bool = True) -> dict:
+    """Score the packaged model (as loaded from ``out``) on ``val_data``."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from data_builders.synthetic import load_synthetic
+    from stsam_refiner.build import load_refiner
+    from text4seg.default_eval import EvalSettings, evaluate_default
+
+    torch.set_num_threads(threads)
+    model = AutoModelForImageTextToText.from_pretrained(out / "mllm", dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(out / "mllm")
+    refiner, _ = load_refiner(out / "refiner" / REFINER_FILE)
+    settings = EvalSettings(
+        grid=tuple(INFERENCE_FIELDS["grid"]), grid_rule=INFERENCE_FIELDS["grid_rule"],
+        grid_threshold=INFERENCE_FIELDS["grid_threshold"], limit=limit, shuffled_control=shuffled,
+    )  # fmt: skip
+    return evaluate_default(model, processor, refiner, load_synthetic(val_data), settings)
+
+
+def read_jsonl(path: str | Path | None) -> list[dict]:
+    """Rows of a JSON-lines file (the build script's stage timings); [] when no path is given."""
+    if path is None:
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write_manifest(
+    out: Path, *, sizes: dict, metrics: dict, training: dict, check: dict | None = None
+) -> dict:
+    """``out/manifest.json`` = inference fields + sizes + training record + measured metrics.
+
+    ``check`` holds the figures of the first few validation images alone, which a test regenerates
+    (same generator seed and fonts) and re-scores to show the shipped files reproduce them.
+    """
+    manifest = {**INFERENCE_FIELDS, "format": 1, "size_mb": sizes, "training": training, "metrics": metrics}
+    if check is not None:
+        manifest["check"] = check
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def package(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out)
+    metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads)
+    check = measure(
+        out, val_data=args.val_data, limit=args.check_images, threads=args.threads, shuffled=False
+    )
+    check["val_seed"], check["val_config"] = args.val_seed, args.val_config
+    extra = json.loads(Path(args.training).read_text()) if args.training else {}
+    training = {**extra, "stages": read_jsonl(args.stages)}
+    return write_manifest(out, sizes=sizes, metrics=metrics, training=training, check=check)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m text4seg.default_package", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    base = sub.add_parser("base", help="write the random-weight base checkpoint")
+    base.add_argument("--config", required=True, help="TinyMllmConfig YAML (configs/default/mllm.yaml)")
+    base.add_argument("--out", required=True)
+    pack = sub.add_parser("package", help="copy, measure and describe the trained model")
+    pack.add_argument("--mllm", required=True, help="trained MLLM save_pretrained folder")
+    pack.add_argument("--refiner", required=True, help="trained refiner .safetensors")
+    pack.add_argument("--val-data", required=True, help="held-out synthetic Arrow set (eval fonts, own seed)")
+    pack.add_argument("--stages", help="JSON lines of stage commands and timings (from the build script)")
+    pack.add_argument("--training", help="JSON with data sizes / notes to record in the manifest")
+    pack.add_argument("--limit", type=int, help="measure on the first N validation images only")
+    pack.add_argument(
+        "--check-images", type=int, default=8, help="images in the manifest's re-checkable block"
+    )
+    pack.add_argument(
+        "--val-seed", type=int, default=4242, help="generator seed of --val-data (for the check)"
+    )
+    pack.add_argument(
+        "--val-config", default="configs/data/synthetic_eval.yaml", help="generator config of --val-data"
+    )
+    pack.add_argument("--out", default=str(DEFAULT_ROOT))
+    pack.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.command == "base":
+        print(build_base(args.config, args.out))
+        return
+    manifest = package(args)
+    print(json.dumps({"out": args.out, "size_mb": manifest["size_mb"], "metrics": manifest["metrics"]}))
+
+
+if __name__ == "__main__":
+    main()

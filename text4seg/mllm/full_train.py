@@ -1,0 +1,303 @@
+"""Stage 2 of the from-scratch default model: train projector + language model (all weights, no LoRA).
+
+LoRA adapts pretrained weights; the default model's language model starts from random weights, so
+every weight is trained here, on the conversation builder's chat rows, with the next-token loss on
+the answer (``ChatCollator``) plus an auxiliary per-cell text loss on the vision tower's patch
+features (the stage-1 :func:`~text4seg.mllm.vision_pretrain.make_patch_head`), which keeps the
+tower's dense signal alive while the language model learns to read it. Before the first step the
+projector is rescaled so image embeddings arrive at the scale of text embeddings.
+
+    python -m text4seg.mllm.full_train --config configs/default/mllm_train.yaml
+
+Output folder: ``model/`` (plain ``save_pretrained`` checkpoint + processor), ``patch_head.safetensors``,
+``state.pt`` (optimizer + step, for resume), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid
+
+TASK_NAMES = ("scene_text", "referring", "describe")
+
+
+@dataclass(kw_only=True)
+class FullTrainConfig:
+    """One full-parameter MLLM training run."""
+
+    model_path: str
+    """Stage-1 folder's ``model/`` (LLaVA with the pretrained vision tower)."""
+    head_path: str
+    """Stage-1 ``patch_head.safetensors``."""
+    data: str
+    """Conversation Arrow dataset (``python -m data_builders.conversations``)."""
+    output_dir: str
+    """Where the checkpoint, head, optimizer state and log go."""
+    task_weights: dict[str, float] = field(
+        default_factory=lambda: {"scene_text": 0.5, "referring": 0.35, "describe": 0.15}
+    )
+    """Sampling probability of each task's rows (normalised; tasks absent from the data are dropped)."""
+    steps: int = 1500
+    """Optimizer steps."""
+    batch_size: int = 16
+    """Rows per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate of the projector and language model."""
+    vision_lr: float = 2e-4
+    """Learning rate of the vision tower and patch head (0 freezes them)."""
+    aux_weight: float = 0.5
+    """Weight of the per-cell text loss (scene-text rows only)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 50
+    """Linear warm-up steps, then cosine decay to 10%."""
+    max_length: int = 1024
+    """Longest tokenised row (image tokens included)."""
+    save_every: int = 100
+    """Steps between checkpoints."""
+    log_every: int = 10
+    """Steps between log lines."""
+    bf16: bool = True
+    """bfloat16 autocast for forward/backward (about 2x faster on CPUs with AVX512-BF16); weights stay fp32."""
+    threads: int = 1
+    """torch threads."""
+    seed: int = 0
+    """Seed for sampling order."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps {self.steps} and batch_size {self.batch_size} must be >= 1")
+        if self.lr <= 0 or self.vision_lr < 0 or self.aux_weight < 0:
+            raise ValueError(
+                f"lr {self.lr} must be > 0, vision_lr {self.vision_lr}, aux_weight {self.aux_weight} >= 0"
+            )
+        unknown = sorted(set(self.task_weights) - set(TASK_NAMES))
+        if unknown or not any(w > 0 for w in self.task_weights.values()):
+            raise ValueError(f"task_weights {self.task_weights}: unknown {unknown} or no positive weight")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> FullTrainConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def answer_text_grid(row: dict) -> np.ndarray | None:
+    """grid_h×grid_w float {0,1} of the answer's non-background cells, or None for describe rows."""
+    from text4seg.codec import BACKGROUND
+    from text4seg.parser import parse_answer
+
+    if row["task"] == "describe" or not row["grid_h"]:
+        return None
+    parsed = parse_answer(row["messages"][-1]["content"], height=row["grid_h"], width=row["grid_w"])
+    return np.array([[label != BACKGROUND for label in line] for line in parsed.grid], np.float32)
+
+
+def calibrate_projector(model, pixel_values) -> dict[str, float]:
+    """Rescale the projector so image embeddings have the mean norm of the text embeddings.
+
+    The CLIP tower's last hidden states are not normalised (norm ~70 in a trained tiny tower versus
+    ~1 for the language model's embeddings), which drowns the text stream in the residual sum.
+    """
+    import torch
+
+    projector = model.model.multi_modal_projector
+    with torch.no_grad():
+        features = model.model.vision_tower(
+            pixel_values=pixel_values, output_hidden_states=True
+        ).hidden_states[-1]
+        feature_norm = features.norm(dim=-1).mean().item()
+        projector.linear_1.weight.mul_(math.sqrt(features.shape[-1]) / feature_norm)
+        image_norm = projector(features).norm(dim=-1).mean().item()
+        text_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().item()
+        projector.linear_2.weight.mul_(text_norm / image_norm)
+        projector.linear_2.bias.mul_(text_norm / image_norm)
+    return {"feature_norm": feature_norm, "image_norm_before": image_norm, "text_norm": text_norm}
+
+
+def task_batches(tasks: list[str], weights: dict[str, float], *, batch_size: int, seed: int):
+    """Endless iterator of index batches: a task drawn by weight, then rows of that task uniformly.
+
+    One task per batch keeps padding low: describe answers are prose, segmentation answers are grids.
+    """
+    by_task = {t: np.flatnonzero(np.asarray(tasks) == t) for t in TASK_NAMES}
+    names = [t for t in TASK_NAMES if weights.get(t, 0) > 0 and len(by_task[t])]
+    probs = np.array([weights[t] for t in names], np.float64)
+    probs /= probs.sum()
+    rng = np.random.default_rng(seed)
+    while True:
+        task = names[rng.choice(len(names), p=probs)]
+        yield [int(i) for i in rng.choice(by_task[task], size=batch_size)]
+
+
+class _Trainer:
+    """Model, head, data and optimizer of one run."""
+
+    def __init__(self, cfg: FullTrainConfig) -> None:
+        import datasets
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from text4seg.mllm.collator import ChatCollator
+
+        out = Path(cfg.output_dir)
+        self.resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
+        source = out / "model" if self.resume else Path(cfg.model_path)
+        self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
+        self.processor = AutoProcessor.from_pretrained(source)
+        vision = self.model.model.vision_tower.config
+        self.n = vision.image_size // vision.patch_size
+        head_state = load_file(out / HEAD_NAME if self.resume else cfg.head_path)
+        self.k = int(math.isqrt(head_state["1.weight"].shape[0]))
+        self.head = make_patch_head(hidden=vision.hidden_size, cells_per_patch=self.k)
+        self.head.load_state_dict(head_state)
+        self.rows = datasets.load_from_disk(cfg.data)
+        self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
+        self.features = {}
+        self.model.model.vision_tower.register_forward_hook(self._keep_features)
+        self.optimizer = self._optimizer(cfg)
+        self.start = 0
+        if self.resume:
+            state = torch.load(out / "state.pt", weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.start = int(state["step"])
+
+    def _keep_features(self, module, args, output) -> None:
+        self.features["patches"] = output.hidden_states[-1][:, 1:]
+
+    def _optimizer(self, cfg: FullTrainConfig):
+        import torch
+
+        vision = list(self.model.model.vision_tower.parameters()) + list(self.head.parameters())
+        vision_ids = {id(p) for p in vision}
+        rest = [p for p in self.model.parameters() if id(p) not in vision_ids]
+        for p in vision:
+            p.requires_grad_(cfg.vision_lr > 0)
+        groups = [{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr}]
+        if cfg.vision_lr > 0:
+            groups.append({"params": vision, "lr": cfg.vision_lr, "base_lr": cfg.vision_lr})
+        self.params = [p for g in groups for p in g["params"]]
+        return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+    def batch(self, indices: list[int]):
+        """Collated tensors for rows `indices`, plus aux targets (B×G×G) and their row weights (B)."""
+        import torch
+
+        rows = [self.rows[i] for i in indices]
+        batch = self.collator(rows)
+        side = self.n * self.k
+        targets = torch.zeros(len(rows), side, side)
+        weights = torch.zeros(len(rows))
+        for i, row in enumerate(rows):
+            grid = answer_text_grid(row) if row["task"] == "scene_text" else None
+            if grid is not None and grid.shape == (side, side):
+                targets[i], weights[i] = torch.from_numpy(grid), 1.0
+        return batch, targets, weights
+
+    def loss(self, batch, targets, weights, aux_weight: float):
+        import torch.nn.functional as F
+
+        out = self.model(**batch)
+        logits = self.head(self.features.pop("patches"))
+        grid = patch_logits_to_grid(logits, patches_per_side=self.n, cells_per_patch=self.k)
+        per_row = F.binary_cross_entropy_with_logits(grid, targets, reduction="none").mean(dim=(1, 2))
+        aux = (per_row * weights).sum() / weights.sum().clamp(min=1.0)
+        return out.loss + aux_weight * aux, out.loss.detach(), aux.detach()
+
+    def save(self, out: Path, step: int) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out / "model")
+        self.processor.save_pretrained(out / "model")
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, out / HEAD_NAME)
+        torch.save({"optimizer": self.optimizer.state_dict(), "step": step}, out / "state.pt")
+
+
+def _lr_factor(cfg: FullTrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_full(cfg: FullTrainConfig) -> dict:
+    """Run (or resume) stage 2 up to ``cfg.steps``; returns the last logged record."""
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    started, out = time.time(), Path(cfg.output_dir)
+    run = _Trainer(cfg)
+    if not run.resume:
+        probe, _, _ = run.batch(list(range(min(8, len(run.rows)))))
+        calibration = calibrate_projector(run.model, probe["pixel_values"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "calibration.json").write_text(json.dumps(calibration))
+    batches = task_batches(
+        run.rows["task"], cfg.task_weights, batch_size=cfg.batch_size, seed=cfg.seed + run.start
+    )
+    run.model.train()
+    window: list[tuple[float, float]] = []
+    record: dict = {}
+    for step in tqdm(range(run.start + 1, cfg.steps + 1), desc="mllm", initial=run.start, total=cfg.steps):
+        for group in run.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * _lr_factor(cfg, step - 1)
+        batch, targets, weights = run.batch(next(batches))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            total, lm, aux = run.loss(batch, targets, weights, cfg.aux_weight)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        window.append((float(lm), float(aux)))
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            lm_mean, aux_mean = (float(np.mean(v)) for v in zip(*window, strict=True))
+            record = {
+                "step": step,
+                "lm_loss": lm_mean,
+                "aux_loss": aux_mean,
+                "time": round(time.time() - started, 1),
+            }
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                run.save(out, step)
+            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            window = []
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m text4seg.mllm.full_train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--config", required=True, help="FullTrainConfig YAML (configs/default/mllm_train.yaml)"
+    )
+    parser.add_argument("--model-path")
+    parser.add_argument("--head-path")
+    parser.add_argument("--data")
+    parser.add_argument("--output-dir")
+    parser.add_argument("--steps", type=int)
+    args = parser.parse_args(argv)
+    cfg = FullTrainConfig.from_yaml(
+        args.config, model_path=args.model_path, head_path=args.head_path, data=args.data,
+        output_dir=args.output_dir, steps=args.steps,
+    )  # fmt: skip
+    print(json.dumps({**train_full(cfg), "config": asdict(cfg)}))
+
+
+if __name__ == "__main__":
+    main()
