@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "text4seg.commands.segment",
         "segment images: masks, overlays and a JSON per image (default model unless checkpoints given)",
     ),
+    "serve": (
+        "text4seg.commands.serve",
+        "web demo: upload an image, ask, see the overlay and the answer (Gradio, localhost by default)",
+    ),
 }
 
 
