@@ -112,7 +112,7 @@ def test_two_process_zero_matches_one_process_and_saves_loadable_adapters(setup,
     assert mine.keys() == reference.keys()
     for key in reference:
         assert mine[key].shape == reference[key].shape, key
-        assert torch.allclose(mine[key], reference[key], atol=1e-5), key
+        assert torch.allclose(mine[key], reference[key], atol=5e-5), key
 
     # ...and loads onto the base model like any peft adapter.
     from text4seg.mllm.loading import load_mllm
