@@ -216,3 +216,6 @@ def test_default_model_layout_is_loaded_with_its_manifest(tmp_path):
     assert len(result.grid) == 4 and len(result.grid[0]) == 6
     no_refiner = Text4SegPipeline.from_pretrained(default_root=tmp_path, refiner="none")
     assert no_refiner.refiner is None
+    # Another MLLM with the default refiner: the manifest's grid describes the default MLLM only.
+    other = Text4SegPipeline.from_pretrained(model=ckpt.mllm, default_root=tmp_path)
+    assert other.config.grid == (16, 16) and other.refiner is not None

@@ -229,7 +229,8 @@ class Text4SegPipeline:
         """Load the MLLM and refiner; ``None`` takes the embedded default model's part.
 
         refiner: a project refiner checkpoint, ``"none"`` for no refiner, or None for the default's.
-        config: overrides the default model's manifest (which is used when any part comes from it).
+        config: how to ask and refine; default: the default model's manifest when the MLLM is the
+            default one, else ``PipelineConfig()``.
         Raises ``DefaultModelMissing`` (with build instructions) when a default part is needed but absent.
         """
         from text4seg.default_model import DEFAULT_ROOT, locate_default_model
@@ -238,8 +239,8 @@ class Text4SegPipeline:
         default = None
         if model is None or refiner is None:
             default = locate_default_model(default_root or DEFAULT_ROOT)
-        if config is None:
-            config = PipelineConfig.from_dict(default.manifest) if default is not None else PipelineConfig()
+        if config is None:  # the manifest describes how the default MLLM answers, not another model
+            config = PipelineConfig.from_dict(default.manifest) if model is None else PipelineConfig()
         mllm = load_mllm(model if model is not None else default.mllm, device_map=device)
         refiner_path = default.refiner if refiner is None else refiner
         refiner_model = None
@@ -273,9 +274,9 @@ class Text4SegPipeline:
         grid = tuple(grid) if grid is not None else self.config.grid
         parsed_query = interpret_query(query, task=task, referring_label=self.config.referring_label)
         coarse, timings["mllm"], timings["parse"] = self._ask(array, parsed_query, grid, constrained, on_row)
-        t0 = time.perf_counter()
         grids = self._class_grids(coarse.grid, parsed_query)
         masks = {label: upsample_grid(g, size=array.shape[:2]) for label, g in grids.items()}
+        t0 = time.perf_counter()
         nonempty = {label: g for label, g in grids.items() if g.any()}
         refined = dict(masks)
         if refine and nonempty and self.config.refine_mode != "none":
