@@ -42,6 +42,8 @@ def browser_page(tmp_path_factory):
         try:
             page = context.new_page()
             page.set_default_timeout(WAIT_MS)
+            page.requested = []  # every URL the page asks for, to check it stays on the server
+            page.on("request", lambda request: page.requested.append(request.url))
             page.goto(url, wait_until="networkidle")
             yield url, page
         finally:
@@ -79,6 +81,9 @@ def test_upload_query_click_shows_the_overlay(browser_page, tmp_path):
     assert np.array_equal(overlay, expected.overlay(photo, refined=True))  # exactly the pipeline's overlay
     page.get_by_text("Timings:").first.wait_for(state="visible")
     assert page.locator("#answer textarea").input_value() == expected.answer
+    # Offline-safe page: no fonts, analytics or scripts fetched from anywhere but the demo itself.
+    outside = [u for u in page.requested if not u.startswith((url, "data:", "blob:"))]
+    assert page.requested and not outside
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
