@@ -1,5 +1,6 @@
 """``text4seg eval`` on every kind of source: referring (RefCOCO, gRefCOCO with no-target samples),
-TextSeg (ignore pixels) fixtures in their published layouts, and the synthetic Arrow corpus."""
+TextSeg and HierText (ignore pixels), ICDAR13 fixtures in their published layouts, and the synthetic
+Arrow corpus."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def run_eval(*args: str) -> dict:
     ("refcoco", "train", 3, "referring"),
     ("grefcoco", "Train", 2, "referring"),
     ("textseg", "train", 2, "scene_text"),
+    ("icdar13", "Test", 1, "scene_text"),
+    ("hiertext", "validation", 1, "scene_text"),
 ])  # fmt: skip
 def test_fixture_datasets_evaluate_with_their_tasks(tmp_path, dataset, split, n, task):
     report = run_eval("--dataset", dataset, "--root", str(FIXTURES / dataset), "--split", split,
