@@ -57,7 +57,8 @@ class PointRefiner:
         budget: int | None = None,
     ) -> PointRefinement:
         """image: H×W×3 uint8 RGB; coarse: K×g×g per-class maps (bool, or float in [0, 1] — soft
-        maps reach the prompter as they are). ``budget`` sets the ``random`` mode's point count."""
+        maps reach the prompter as they are). ``budget`` sets the ``random`` mode's point count
+        (default: ``prompting.random_points``, else the TSPP head's expected count for this image)."""
         mode = mode or self.cfg.mode
         if mode not in POINT_MODES:
             raise ValueError(f"point refinement mode {mode!r} not in {POINT_MODES}")
@@ -66,18 +67,21 @@ class PointRefiner:
         text_masks = coarse_to_image(coarse, image.shape[:2])
         if mode == "text4seg":
             return self._text4seg(image, text_masks, rng, start)
+        budget = budget if budget is not None else self.cfg.prompting.random_points
         prob = None
-        if mode == "tspp":
+        if mode == "tspp" or (mode == "random" and budget is None and self.prompter is not None):
             if self.prompter is None:
                 raise ValueError("mode 'tspp' needs a trained prompter")
             from stsam_refiner.points.prompter import predict_prob
 
             prob = predict_prob(self.prompter, np.asarray(coarse, dtype=np.float32), image)
+            if mode == "random":  # TSPP's expected budget, spent uniformly
+                budget, prob = max(1, round(float(prob.sum()))), None
         request = PointRequest(
             grid_size=self.cfg.targets.grid_size,
             rng=rng,
             prob=prob,
-            budget=budget if budget is not None else self.cfg.prompting.random_points,
+            budget=budget,
             sampling=self.cfg.sampling,
         )
         indices = POINT_SOURCES[mode](request)

@@ -154,3 +154,51 @@ def load_prompter(path: str | Path) -> SparsePointPrompter:
     )
     prompter.load_state_dict(load_file(str(path)))
     return prompter.eval()
+
+
+def shape_examples(
+    count: int, *, seed: int, target_cfg: TargetConfig, coarse_cfg: CoarseConfig, size: int = 256
+) -> list[PrompterExample]:
+    """Examples from toy shape scenes; each answer lists the scene's classes in a random order."""
+    from stsam_refiner.points.shapes import make_scene
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        scene = make_scene(rng, size=size)
+        masks = [m for m in scene.class_masks if m.any()]
+        order = rng.permutation(len(masks))
+        out.append(
+            make_example(
+                scene.image, [masks[i] for i in order], coarse_cfg=coarse_cfg, target_cfg=target_cfg, rng=rng
+            )
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from stsam_refiner.points.config import PointsConfig
+
+    parser = argparse.ArgumentParser(description="Train the TSPP head on toy shape scenes.")
+    parser.add_argument("--config", default="configs/points/tspp.yaml", help="PointsConfig YAML")
+    parser.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
+    parser.add_argument("--scenes", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = PointsConfig.from_yaml(args.config)
+    examples = shape_examples(args.scenes, seed=args.seed, target_cfg=cfg.targets, coarse_cfg=CoarseConfig())
+    prompter = SparsePointPrompter(cfg=cfg.prompter, grid_size=cfg.targets.grid_size)
+    history = train_prompter(prompter, examples, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    save_prompter(prompter, args.out)
+    first, last = history[0], history[-1]
+    print(json.dumps({"steps": args.steps, "first": first, "last": last, "out": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()
