@@ -34,7 +34,8 @@ def init_process_state(*, deepspeed: bool):
     On a machine without GPUs accelerate finds no backend and counts a single process, and DeepSpeed
     then rejects the batch size (micro × accumulation × world). Creating ``PartialState`` with gloo
     first, plus ``accelerator_config={"use_configured_state": True}`` in the training arguments, makes
-    every process join one gloo group. On GPUs accelerate's default (NCCL) is kept.
+    every process join one gloo group. On GPUs accelerate's default (NCCL) is kept. Without
+    DeepSpeed, several processes train with DDP over gloo.
     """
     import torch
     from accelerate import PartialState
@@ -44,7 +45,11 @@ def init_process_state(*, deepspeed: bool):
     if torch.cuda.is_available():
         return PartialState()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    return PartialState(backend="gloo") if (deepspeed or world_size() > 1) else PartialState(cpu=True)
+    if deepspeed:
+        return PartialState(backend="gloo")
+    # cpu=True is what makes accelerate call several CPU processes MULTI_CPU (and wrap the model in
+    # DDP); without it each rank would train alone, unsynchronized, on its slice of the data.
+    return PartialState(cpu=True, backend="gloo")
 
 
 def is_partitioned(param) -> bool:
