@@ -68,12 +68,14 @@ def run(args) -> dict:
     from text4seg.metrics import SemanticMeter
 
     cfg = PointsConfig.from_yaml(args.config)
-    refiner = PointRefiner(sam=load_point_sam(args.sam), cfg=cfg, prompter=load_prompter(args.prompter))
+    sam = load_point_sam(args.sam)
+    size = sam.image_encoder.img_size  # scenes at the SAM's input size: no resizing in the way
+    refiner = PointRefiner(sam=sam, cfg=cfg, prompter=load_prompter(args.prompter))
     meters = {m: SemanticMeter(num_classes=len(SHAPE_CLASSES) + 1) for m in MODES}
     stats = {m: {"points": [], "cpu": [], "wall": [], "masks": []} for m in MODES}
     rng = np.random.default_rng(args.seed)
     for i in range(args.images):
-        scene = make_scene(rng)
+        scene = make_scene(rng, size=size)
         classes, coarse = scene_answer(scene, rng)
         budget = None
         for mode in MODES:

@@ -188,11 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=128, help="scene side in pixels (the SAM's input)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = PointsConfig.from_yaml(args.config)
-    examples = shape_examples(args.scenes, seed=args.seed, target_cfg=cfg.targets, coarse_cfg=CoarseConfig())
+    examples = shape_examples(
+        args.scenes, seed=args.seed, target_cfg=cfg.targets, coarse_cfg=CoarseConfig(), size=args.size
+    )
     prompter = SparsePointPrompter(cfg=cfg.prompter, grid_size=cfg.targets.grid_size)
     history = train_prompter(prompter, examples, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     save_prompter(prompter, args.out)

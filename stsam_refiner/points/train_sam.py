@@ -57,7 +57,10 @@ class PointSamTrainConfig:
     pool_size: int = 400
     """Scenes drawn once and reused (with fresh prompts and flips) — drawing costs more than a step."""
     loss_size: int = 128
-    """Side at which masks are compared (the decoder's 64×64 logits are upsampled to it)."""
+    """Side at which masks are compared (the decoder's low-res logits are upsampled to it)."""
+    focal_weight: float = 20.0
+    """Focal-loss weight against dice 1 (SAM: 20). From scratch, a lower weight leaves the
+    all-background minimum sooner."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.prompts_per_image < 1:
@@ -98,15 +101,17 @@ def prompt_targets(
     return np.asarray(points, dtype=np.float32), np.stack(targets)
 
 
-def point_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """logits N×3×S×S, iou_pred N×3, target N×S×S float {0,1} → best-output mask loss + IoU MSE."""
+def point_loss(
+    logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor, *, focal_weight: float = 20.0
+) -> torch.Tensor:
+    """logits N×3×S×S, iou_pred N×3, target N×S×S float in [0, 1] → best-output mask loss + IoU MSE."""
     from torchvision.ops import sigmoid_focal_loss
 
     t = target[:, None].expand_as(logits)
     focal = sigmoid_focal_loss(logits, t, reduction="none").mean((2, 3))
     prob = logits.sigmoid()
     dice = 1 - (2 * (prob * t).sum((2, 3)) + 1) / (prob.sum((2, 3)) + t.sum((2, 3)) + 1)
-    per_output = 20 * focal + dice
+    per_output = focal_weight * focal + dice
     best = per_output.min(1).values.mean()
     with torch.no_grad():
         hard = logits > 0
@@ -160,7 +165,7 @@ def train_step(
         logits = F.interpolate(low, size=cfg.loss_size, mode="bilinear", align_corners=False)
         target = torch.as_tensor(targets, dtype=torch.float32)[:, None]
         target = F.interpolate(target, size=cfg.loss_size, mode="area")[:, 0]
-        losses.append(point_loss(logits, iou, target))
+        losses.append(point_loss(logits, iou, target, focal_weight=cfg.focal_weight))
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -186,10 +191,20 @@ def save_point_sam(sam, path: Path, *, step: int, cfg: PointSamTrainConfig) -> N
     tmp.replace(path)
 
 
-def load_point_sam(path: str | Path, *, variant: str = "tiny", image_size: int = 256):
-    """A ``Sam`` filled from a checkpoint written by :func:`save_point_sam` (or an official one)."""
+def load_point_sam(path: str | Path, *, variant: str | None = None, image_size: int | None = None):
+    """A ``Sam`` filled from a checkpoint written by :func:`save_point_sam` (architecture and input
+    size from its metadata unless given) or from an official state_dict (give both)."""
+    from safetensors import safe_open
+
     from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
 
+    if variant is None or image_size is None:
+        meta = {}
+        if str(path).endswith(".safetensors"):
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("config", "{}"))
+        variant = variant or meta.get("variant", "tiny")
+        image_size = image_size or meta.get("image_size", 256)
     sam = sam_from_arch(SAM_ARCHS[variant], image_size)
     report = load_sam_checkpoint(sam, path)
     if report.missing:
