@@ -89,3 +89,25 @@ def running_server(pipeline, **config):
         yield url, app
     finally:
         app.close()
+
+
+class GatedPipeline:
+    """The real pipeline, with a gate after the first streamed row: while ``gate`` is clear,
+    generation waits there, so a test can look at the page mid-answer without racing it."""
+
+    def __init__(self, pipeline) -> None:
+        import threading
+
+        self.pipeline = pipeline
+        self.refiner = pipeline.refiner
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, image, query, *, on_row=None, **kwargs):
+        def gated(update):
+            if on_row is not None:
+                on_row(update)
+            if update.index == 0:
+                assert self.gate.wait(timeout=300), "gate never opened"
+
+        return self.pipeline(image, query, on_row=gated, **kwargs)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_support import TEST_GRID, bomb_png, noise_png, running_server, text_photo, tiny_pipeline
+from serve_support import (
+    TEST_GRID,
+    GatedPipeline,
+    bomb_png,
+    noise_png,
+    running_server,
+    text_photo,
+    tiny_pipeline,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,7 +39,8 @@ def browser_page(tmp_path_factory):
 
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} missing: apt-get install -y chromium (see docs/serve.md)"
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with running_server(tiny_pipeline(), max_upload_mb=1) as (url, _), sync_playwright() as pw:
+    gated = GatedPipeline(tiny_pipeline())
+    with running_server(gated, max_upload_mb=1) as (url, _), sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile),
             executable_path=CHROMIUM,
@@ -45,6 +54,7 @@ def browser_page(tmp_path_factory):
             page.requested = []  # every URL the page asks for, to check it stays on the server
             page.on("request", lambda request: page.requested.append(request.url))
             page.goto(url, wait_until="networkidle")
+            page.gate = gated.gate
             yield url, page
         finally:
             context.close()
@@ -98,3 +108,21 @@ def test_bomb_and_oversized_uploads_show_a_message(browser_page, tmp_path):
     page.locator("#input-image input[type=file]").set_input_files(str(big))
     _error_shown(page, "exceed the maximum allowed size")
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_answer_rows_stream_into_the_page_before_the_overlay(browser_page, tmp_path):
+    url, page = browser_page
+    photo = text_photo(tmp_path / "stream.png")
+    first_row = tiny_pipeline()(photo, QUERY, grid=TEST_GRID).grid[0]
+    _upload(page, photo)
+    page.gate.clear()  # generation will stop after its first row
+    try:
+        page.locator("#segment").click()
+        page.get_by_text(f"row 1 of {TEST_GRID[0]}").first.wait_for(state="visible")
+        streamed = page.locator("#answer textarea").input_value()
+        assert streamed.startswith(f"{first_row[0]} *")  # R-RLE of the first row only
+        assert streamed.count("\n") == 1
+    finally:
+        page.gate.set()
+    page.get_by_text("Timings:").first.wait_for(state="visible")
+    assert "<seg>" in page.locator("#answer textarea").input_value()
