@@ -226,3 +226,12 @@ def test_uploads_of_any_mode_and_exif_rotation_come_out_upright_rgb(tmp_path):
         out = service(_upload(tmp_path / name), "segment the text in this image", False)
         assert out.refined_overlay.shape == (*shape, 3), name
         assert out.details["image_size"] == list(shape), name
+
+
+def test_cli_rejects_bad_flags_before_loading_any_model(capsys):
+    from text4seg.cli import main
+
+    assert main(["serve", "--port", "0", "--model", "/nonexistent/model"]) == 2
+    assert "text4seg serve: error: port must be in 1..65535, got 0" in capsys.readouterr().err
+    assert main(["serve", "--concurrency", "4", "--max-queue", "2"]) == 2
+    assert "max_queue 2 is smaller than concurrency 4" in capsys.readouterr().err
