@@ -58,6 +58,11 @@ class PointSamTrainConfig:
     """Scenes drawn once and reused (with fresh prompts and flips) — drawing costs more than a step."""
     loss_size: int = 128
     """Side at which masks are compared (the decoder's low-res logits are upsampled to it)."""
+    mask_prompts_per_image: int = 0
+    """Extra prompts per image in Text4Seg's refiner form: a damaged 16×16 coarse grid of one object
+    as mask logits + ``mask_prompt_points`` positive and negative points from it (single output)."""
+    mask_prompt_points: int = 10
+    """Positive points, and as many negative ones, of each mask-form prompt."""
     focal_weight: float = 20.0
     """Focal-loss weight against dice 1 (SAM: 20). From scratch, a lower weight leaves the
     all-background minimum sooner."""
@@ -154,24 +159,70 @@ def train_step(
         points, targets = prompt_targets(scene, cfg.prompts_per_image, cfg, rng)
         coords = torch.as_tensor(points)[:, None]
         labels = torch.ones(len(points), 1, dtype=torch.int)
-        sparse, dense = sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-        low, iou = sam.mask_decoder(
-            image_embeddings=embeddings[i : i + 1],
-            image_pe=image_pe,
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
-        logits = F.interpolate(low, size=cfg.loss_size, mode="bilinear", align_corners=False)
-        target = torch.as_tensor(targets, dtype=torch.float32)[:, None]
-        target = F.interpolate(target, size=cfg.loss_size, mode="area")[:, 0]
-        losses.append(point_loss(logits, iou, target, focal_weight=cfg.focal_weight))
+        low, iou = _decode(sam, embeddings[i : i + 1], image_pe, (coords, labels), None, multimask=True)
+        losses.append(_loss(low, iou, targets, cfg))
+        if cfg.mask_prompts_per_image and scene.instances:
+            prompts, masks, targets = mask_form_prompts(scene, cfg, rng)
+            low, iou = _decode(sam, embeddings[i : i + 1], image_pe, prompts, masks, multimask=False)
+            losses.append(_loss(low, iou, targets, cfg))
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
     optimizer.step()
     return float(loss.detach())
+
+
+def _decode(sam, embedding, image_pe, points, masks, *, multimask: bool):
+    sparse, dense = sam.prompt_encoder(points=points, boxes=None, masks=masks)
+    return sam.mask_decoder(
+        image_embeddings=embedding,
+        image_pe=image_pe,
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
+
+
+def _loss(
+    low: torch.Tensor, iou: torch.Tensor, targets: np.ndarray, cfg: PointSamTrainConfig
+) -> torch.Tensor:
+    logits = F.interpolate(low, size=cfg.loss_size, mode="bilinear", align_corners=False)
+    target = torch.as_tensor(targets, dtype=torch.float32)[:, None]
+    target = F.interpolate(target, size=cfg.loss_size, mode="area")[:, 0]
+    return point_loss(logits, iou, target, focal_weight=cfg.focal_weight)
+
+
+def mask_form_prompts(scene: ShapeScene, cfg: PointSamTrainConfig, rng: np.random.Generator):
+    """Text4Seg-refiner-style prompts: ((N×2P×2 coords, N×2P labels), N×1×M×M logits, N×H×W targets)."""
+    from stsam_refiner.data import CoarseConfig, damage_grid
+    from stsam_refiner.predict import coarse_to_mask_prompt
+    from text4seg.masks import grid_from_mask, upsample_grid
+
+    coarse_cfg, size = CoarseConfig(), scene.label_map.shape
+    mask_size = 4 * cfg.image_size // 16
+    coords, labels, prompts, targets = [], [], [], []
+    for _ in range(cfg.mask_prompts_per_image):
+        target = scene.instances[int(rng.integers(len(scene.instances)))]
+        grid = grid_from_mask(target, grid_size=(16, 16), rule="area", threshold=coarse_cfg.threshold)
+        grid = damage_grid(grid, coarse_cfg, rng)
+        if not grid.any():
+            grid = grid_from_mask(target, grid_size=(16, 16), rule="area", threshold=1e-9)
+        coarse = upsample_grid(grid, size=size)
+        picks = []
+        for region in (coarse, ~coarse):
+            ys, xs = np.nonzero(region)
+            j = rng.integers(len(ys), size=cfg.mask_prompt_points)
+            picks.append(np.stack([xs[j] + 0.5, ys[j] + 0.5], 1))
+        coords.append(np.concatenate(picks))
+        labels.append([1] * cfg.mask_prompt_points + [0] * cfg.mask_prompt_points)
+        prompts.append(coarse_to_mask_prompt(grid, original_size=size, mask_size=mask_size))
+        targets.append(target)
+    points = (
+        torch.as_tensor(np.stack(coords), dtype=torch.float32),
+        torch.as_tensor(labels, dtype=torch.int),
+    )
+    return points, torch.as_tensor(np.stack(prompts)), np.stack(targets)
 
 
 def _lr_factor(step: int, cfg: PointSamTrainConfig) -> float:
