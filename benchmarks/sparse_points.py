@@ -1,7 +1,7 @@
 """Sparse point refinement benchmark: TSPP vs the 32×32 grid vs random points (same images, same SAM).
 
-One run over unseen toy shape scenes (``stsam_refiner.points.shapes``, 256×256, 2–6 objects of 4
-classes: discs, boxes, triangles, strokes; a third of the objects two-tone). Each image's answer is
+One run over unseen toy shape scenes (``stsam_refiner.points.shapes``, drawn at the SAM's input
+size — 128×128 for the trained tiny SAM — with 2–6 objects of 4 classes: discs, boxes, triangles, strokes; a third of the objects two-tone). Each image's answer is
 the semantic list of the classes present; its coarse maps are the ground truth's 16×16 descriptor
 grid damaged like the refiner's training inputs (dropped / shifted / false-positive patches), the
 same for every mode. Modes, interleaved per image so machine load hits them alike:
@@ -12,7 +12,7 @@ same for every mode. Modes, interleaved per image so machine load hits them alik
 - ``text4seg``: Text4Seg's refiner (coarse mask logits + 10 random positive/negative points, 3 calls);
 - ``coarse``: the coarse masks unrefined (reference).
 
-SAM: the ``tiny`` segment-anything SAM (ViT width 128, depth 4, 256 px) trained from scratch with
+SAM: the ``tiny`` segment-anything SAM (ViT width 128, depth 4, 128 px) trained from scratch with
 point prompts on the same scene generator (``python -m stsam_refiner.points.train_sam``) — no
 pretrained SAM exists on this machine. Its masks are real masks of this toy domain, so the mIoU
 delta is meaningful here but says nothing about real photos. Times are per image and include SAM's
