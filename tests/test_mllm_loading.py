@@ -80,3 +80,26 @@ def test_mllm_config_invariants():
     with pytest.raises(ValueError, match="either lora"):
         MllmConfig(path="x", lora={"r": 4}, adapter="y")
     assert MllmConfig(path="x", lora={"r": 4}).lora.r == 4
+
+
+def test_qwen2vl_lora_keeps_the_vision_tower_frozen_and_trains_the_merger(checkpoints):
+    from text4seg.mllm.lora import LoraSettings
+
+    loaded = load_mllm(checkpoints["qwen2_vl"], lora=LoraSettings(r=2, alpha=4, dropout=0.0))
+    trainable = [n for n, p in loaded.model.named_parameters() if p.requires_grad]
+    assert sum("lora_" in n for n in trainable) == 2 * 7 * 2
+    assert all(loaded.spec.part_of(n) in ("language_model", "projector") for n in trainable)
+    assert any(loaded.spec.part_of(n) == "projector" for n in trainable)  # the merger, nested in `visual`
+
+
+def test_8bit_language_model_runs_close_to_fp32(checkpoints):
+    full = load_mllm(checkpoints["llava"])
+    quantized = load_mllm(checkpoints["llava"], quantization="8bit")
+    kinds = {type(m).__name__ for m in quantized.model.modules()}
+    assert "Linear8bitLt" in kinds
+    ids = torch.tensor([[5, 17, 40, 99, 7]])
+    with torch.no_grad():
+        a = full.model(input_ids=ids).logits
+        b = quantized.model(input_ids=ids).logits
+    assert not torch.equal(a, b)
+    torch.testing.assert_close(b, a, rtol=0.0, atol=0.05)
