@@ -49,7 +49,7 @@ def init_process_state(*, deepspeed: bool):
         return PartialState(backend="gloo")
     # cpu=True is what makes accelerate call several CPU processes MULTI_CPU (and wrap the model in
     # DDP); without it each rank would train alone, unsynchronized, on its slice of the data.
-    return PartialState(cpu=True, backend="gloo")
+    return PartialState(cpu=True, backend="gloo") if world_size() > 1 else PartialState(cpu=True)
 
 
 def is_partitioned(param) -> bool:
