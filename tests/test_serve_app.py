@@ -169,13 +169,22 @@ def test_page_handler_turns_failures_into_messages_without_tracebacks(tmp_path):
 
 
 def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_path):
+    from PIL import Image
+
     from text4seg.web import build_app
+    from text4seg.web.examples import builtin_examples
 
     photo = text_photo(tmp_path / "example.png")
     app = build_app(pipeline=_never_called, config=ServeConfig(examples=[str(photo)]))
     api = [fn.api_name for fn in app.fns.values() if fn.api_name]
     assert "segment" in api
     assert all(not fn.preprocess for fn in app.fns.values() if fn.api_name == "segment")
+    builtin = builtin_examples(tmp_path / "builtin")
+    assert list(builtin) == ["synthetic scene text", "photo of handwriting"]
+    assert Image.open(builtin["synthetic scene text"]).size == (256, 256)
+    again = builtin_examples(tmp_path / "again")  # deterministic: the same pixels at every start
+    for first, second in zip(builtin.values(), again.values(), strict=True):
+        assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
 
 
 def test_summary_escapes_user_text_and_names_each_labels_colour():

@@ -126,3 +126,15 @@ def test_answer_rows_stream_into_the_page_before_the_overlay(browser_page, tmp_p
         page.gate.set()
     page.get_by_text("Timings:").first.wait_for(state="visible")
     assert "<seg>" in page.locator("#answer textarea").input_value()
+
+
+def test_builtin_example_segments_in_one_click(browser_page):
+    from PIL import Image
+
+    _, page = browser_page
+    page.get_by_text("synthetic scene text").first.click()
+    page.locator("#input-image img").first.wait_for(state="attached")
+    page.locator("#segment").click()
+    page.get_by_text("Image 256×256").first.wait_for(state="visible")
+    src = page.locator("#refined img[src*='gradio_api/file=']").first.get_attribute("src")
+    assert Image.open(io.BytesIO(page.request.get(src).body())).size == (256, 256)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from text4seg.web.config import ServeConfig
@@ -64,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--example", action="append", default=[], type=Path, help="example image (repeatable)"
     )
+    parser.add_argument(
+        "--no-builtin-examples",
+        dest="builtin_examples",
+        action="store_false",
+        help="do not offer the built-in synthetic scene and handwriting photo as examples",
+    )
 
 
 def config_from_args(args: argparse.Namespace, *, model_grid: tuple[int, int]) -> ServeConfig:
@@ -77,6 +82,7 @@ def config_from_args(args: argparse.Namespace, *, model_grid: tuple[int, int]) -
         max_queue=args.max_queue,
         grid=args.grid or model_grid,
         examples=[str(p) for p in args.example],
+        builtin_examples=args.builtin_examples,
     )
 
 
@@ -90,11 +96,5 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, refiner=args.refiner, sam_checkpoint=args.sam_checkpoint, device=args.device
     )
     config = config_from_args(args, model_grid=pipeline.config.grid)
-    if not config.is_loopback:
-        print(
-            f"text4seg serve: listening on {config.host}: the demo has no login; anyone who can reach "
-            "this address can use it",
-            file=sys.stderr,
-        )
     launch(build_app(pipeline=pipeline, config=config), config, block=True)
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import logging
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from text4seg.web.config import ServeConfig
 from text4seg.web.service import RequestError, RowsSoFar, SegmentService
@@ -51,6 +53,16 @@ def _handler(service: SegmentService) -> Callable:
     return segment
 
 
+def _examples(config: ServeConfig) -> dict[str, str]:
+    """{caption: image path} of the example uploads."""
+    examples = {Path(path).name: str(path) for path in config.examples}
+    if config.builtin_examples:
+        from text4seg.web.examples import builtin_examples
+
+        examples.update(builtin_examples(tempfile.mkdtemp(prefix="text4seg-serve-examples-")))
+    return examples
+
+
 def build_app(*, pipeline: Callable, config: ServeConfig):
     """A ``gradio.Blocks`` page around ``pipeline`` (see ``SegmentService`` for what it must accept).
 
@@ -88,8 +100,14 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
                     f"Uploads up to {config.max_upload_mb:g} MB and {config.max_pixels / 1e6:g} megapixels."
                 )
                 gr.Markdown(limits, elem_id="limits")
-                if config.examples:
-                    gr.Examples(examples=[[p] for p in config.examples], inputs=[image])
+                examples = _examples(config)
+                if examples:
+                    gr.Examples(
+                        examples=[[path] for path in examples.values()],
+                        example_labels=list(examples),
+                        inputs=[image],
+                        label="Examples",
+                    )
             with gr.Column():
                 refined = gr.Image(label="Refined mask", format="png", interactive=False, elem_id="refined")
                 coarse = gr.Image(

@@ -40,6 +40,8 @@ class ServeConfig:
     """Query pre-filled in the text box."""
     examples: list[str] = field(default_factory=list)
     """Example image files shown under the upload box (may be empty)."""
+    builtin_examples: bool = True
+    """Also offer a synthetic scene and a real photo of handwriting as examples."""
 
     def __post_init__(self) -> None:
         self.grid = tuple(int(v) for v in self.grid)
