@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# A seed far from the synthetic corpus's training seeds, so the example is not a training image.
+# Not a seed of the default model's synthetic training (100) or validation (4242) sets (scripts/build_default_model.sh),
+# so the example is an image the model has not seen.
 EXAMPLE_SEED = 90_210
 
 
