@@ -10,17 +10,23 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def processors(tmp_path_factory):
-    from transformers import AutoProcessor
-
+def models(tmp_path_factory):
     from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava, build_tiny_qwen2vl
 
     root = tmp_path_factory.mktemp("collator_models")
-    llava = build_tiny_llava(root / "llava")
-    qwen = build_tiny_qwen2vl(
-        root / "qwen", config=TinyMllmConfig.from_yaml("configs/mllm/tiny_qwen2vl.yaml")
-    )
-    return {"llava": AutoProcessor.from_pretrained(llava), "qwen2_vl": AutoProcessor.from_pretrained(qwen)}
+    return {
+        "llava": build_tiny_llava(root / "llava"),
+        "qwen2_vl": build_tiny_qwen2vl(
+            root / "qwen", config=TinyMllmConfig.from_yaml("configs/mllm/tiny_qwen2vl.yaml")
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def processors(models):
+    from transformers import AutoProcessor
+
+    return {kind: AutoProcessor.from_pretrained(path) for kind, path in models.items()}
 
 
 def _rows(n=3, grid=4):
@@ -58,6 +64,24 @@ def test_labels_cover_exactly_the_answer_and_eos(processors, kind):
     pad = batch["attention_mask"] == 0
     assert (batch["labels"][pad] == -100).all()
     assert (batch["input_ids"][pad] == tokenizer.pad_token_id).all()
+
+
+@pytest.mark.parametrize("kind", ["llava", "qwen2_vl"])
+def test_the_real_model_takes_the_batch_and_its_loss_counts_answer_tokens(models, processors, kind):
+    from transformers import AutoModelForImageTextToText
+
+    from text4seg.mllm.collator import ChatCollator
+
+    batch = ChatCollator(processor=processors[kind])(_rows(2))
+    model = AutoModelForImageTextToText.from_pretrained(models[kind]).eval()
+    with torch.no_grad():
+        out = model(**batch)
+    # The model's own loss equals cross-entropy over exactly the labelled (answer + eos) positions.
+    logits = out.logits[:, :-1].float()
+    targets = batch["labels"][:, 1:]
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    assert torch.isfinite(out.loss)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_loss_uses_only_answer_tokens(processors, tmp_path):
