@@ -63,6 +63,36 @@ def _examples(config: ServeConfig) -> dict[str, str]:
     return examples
 
 
+def _input_column(*, has_refiner: bool, config: ServeConfig):
+    """Upload box, query, refine switch, button and examples; returns (image, query, refine, button)."""
+    import gradio as gr
+
+    image = gr.Image(
+        label="Image",
+        type="filepath",
+        image_mode=None,
+        sources=["upload", "clipboard"],
+        elem_id="input-image",
+    )
+    query = gr.Textbox(
+        label="Query", value=config.default_query, max_length=config.max_query_chars, elem_id="query"
+    )
+    # A pipeline loaded with --refiner none has nothing to switch on.
+    refine = gr.Checkbox(label="Refine with ST-SAM", value=has_refiner, visible=has_refiner, elem_id="refine")
+    button = gr.Button("Segment", variant="primary", elem_id="segment")
+    limits = f"Uploads up to {config.max_upload_mb:g} MB and {config.max_pixels / 1e6:g} megapixels."
+    gr.Markdown(limits, elem_id="limits")
+    examples = _examples(config)
+    if examples:
+        gr.Examples(
+            examples=[[path] for path in examples.values()],
+            example_labels=list(examples),
+            inputs=[image],
+            label="Examples",
+        )
+    return image, query, refine, button
+
+
 def build_app(*, pipeline: Callable, config: ServeConfig):
     """A ``gradio.Blocks`` page around ``pipeline`` (see ``SegmentService`` for what it must accept).
 
@@ -73,41 +103,12 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
     import gradio as gr
 
     service = SegmentService(pipeline=pipeline, config=config)
+    has_refiner = getattr(pipeline, "refiner", True) is not None
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(
-                    label="Image",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard"],
-                    elem_id="input-image",
-                )
-                query = gr.Textbox(
-                    label="Query",
-                    value=config.default_query,
-                    max_length=config.max_query_chars,
-                    elem_id="query",
-                )
-                # A pipeline loaded with --refiner none has nothing to switch on.
-                has_refiner = getattr(pipeline, "refiner", True) is not None
-                refine = gr.Checkbox(
-                    label="Refine with ST-SAM", value=has_refiner, visible=has_refiner, elem_id="refine"
-                )
-                button = gr.Button("Segment", variant="primary", elem_id="segment")
-                limits = (
-                    f"Uploads up to {config.max_upload_mb:g} MB and {config.max_pixels / 1e6:g} megapixels."
-                )
-                gr.Markdown(limits, elem_id="limits")
-                examples = _examples(config)
-                if examples:
-                    gr.Examples(
-                        examples=[[path] for path in examples.values()],
-                        example_labels=list(examples),
-                        inputs=[image],
-                        label="Examples",
-                    )
+                image, query, refine, button = _input_column(has_refiner=has_refiner, config=config)
             with gr.Column():
                 refined = gr.Image(label="Refined mask", format="png", interactive=False, elem_id="refined")
                 coarse = gr.Image(
@@ -117,12 +118,11 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
         summary = gr.Markdown(elem_id="summary")
         with gr.Accordion("Result as JSON", open=False):
             details = gr.JSON(label="Result (JSON)", elem_id="details")
-        outputs = [refined, coarse, answer, summary, details]
         gr.on(
             triggers=[button.click, query.submit],
             fn=_handler(service),
             inputs=[image, query, refine],
-            outputs=outputs,
+            outputs=[refined, coarse, answer, summary, details],
             preprocess=False,
             api_name="segment",
             concurrency_limit=config.concurrency,
