@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -189,7 +190,10 @@ def main(argv=None) -> None:
         return
     env = {**os.environ, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu"), "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--nproc_per_node", str(args.nproc), "--master_port", "29613", __file__]
+    with socket.socket() as sock:  # a free rendezvous port: other jobs may hold the default one
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(torchrun), "--nproc_per_node", str(args.nproc), "--master_port", str(port), __file__]
     subprocess.run(command + sys.argv[1:], env=env, check=True)
 
 
