@@ -183,3 +183,43 @@ def test_last_message_must_be_the_answer(processors):
     row["messages"] = row["messages"][:1]
     with pytest.raises(ValueError, match="last message must be the assistant"):
         ChatCollator(processor=processors["llava"])([row])
+
+
+def test_conversation_builder_output_collates_with_exact_labels(processors, tmp_path):
+    """The data engineer's real pipeline (synthetic scenes -> conversations -> Arrow) through
+    load_train_dataset and the collator: every task's answer is labelled exactly."""
+    import numpy as np
+
+    from data_builders.conversations import (
+        ConversationConfig,
+        conversations_from_synthetic,
+        samples_to_dataset,
+    )
+    from data_builders.synthetic import SyntheticConfig
+    from data_builders.synthetic.build import build
+    from text4seg.mllm.collator import ChatCollator
+    from text4seg.mllm.train import load_train_dataset
+    from text4seg.mllm.train_config import TrainConfig
+    from text4seg.templates import get_template_set
+
+    scenes = list(
+        build(SyntheticConfig(size=64, p_no_text=0.0), n=2, out=tmp_path / "syn", seed=5, workers=1)
+    )
+    rng = np.random.default_rng(0)
+    samples = [
+        sample
+        for scene in scenes
+        for sample in conversations_from_synthetic(
+            scene, cfg=ConversationConfig(), templates=get_template_set("default"), rng=rng
+        )
+    ]
+    samples_to_dataset(samples).save_to_disk(str(tmp_path / "conv"))
+    data = load_train_dataset(TrainConfig(model_path="m", data_path=str(tmp_path / "conv"), output_dir="o"))
+    assert len(data) == len(samples) >= 2 and len(set(data["task"])) >= 2
+
+    tokenizer = processors["llava"].tokenizer
+    rows = list(data)
+    batch = ChatCollator(processor=processors["llava"])(rows)
+    for i, row in enumerate(rows):
+        kept = batch["labels"][i][batch["labels"][i] != -100].tolist()
+        assert tokenizer.decode(kept) == row["messages"][-1]["content"] + tokenizer.eos_token
