@@ -167,3 +167,32 @@ def test_text_prompts_yaml_has_sentences():
 def test_configs_reject_bad_values(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_training_sample_from_cached_mllm_answer():
+    from refiner_support import tiny_text_dataset
+
+    from stsam_refiner.data import AugmentConfig, RefinerTrainSet
+    from text4seg.codec import encode_rrle, format_answer
+
+    labels = [["others"] * 4 for _ in range(4)]
+    labels[0][1] = labels[3][3] = "text"
+    answer = format_answer(encode_rrle(labels), sentence="Sure.")
+    rows = tiny_text_dataset(2, size=96).add_column("coarse", [answer, answer])
+    dataset = RefinerTrainSet(
+        rows=rows,
+        image_size=128,
+        coarse=CoarseConfig(source="cached", grid=4),
+        augment=AugmentConfig(enabled=False),
+    )
+    sample = dataset[0]
+    assert sample.coarse_grid.tolist() == [[label == "text" for label in row] for row in labels]
+    assert sample.mask_prompt.shape == (1, 32, 32) and sample.target.shape == (1, 128, 128)
+    assert sample.mask_prompt[0, 0, 8:16].min() > 6.8 and sample.mask_prompt[0, 0, :8].max() < -6.8
+    with pytest.raises(ValueError, match="coarse"):
+        RefinerTrainSet(
+            rows=tiny_text_dataset(1),
+            image_size=128,
+            coarse=CoarseConfig(source="cached"),
+            augment=AugmentConfig(),
+        )
