@@ -39,6 +39,7 @@ def test_defaults_bind_loopback_and_use_the_io_limit():
         ("max_queue", 1, "max_queue 1 is smaller than concurrency 2"),
         ("max_upload_mb", 0, "max_upload_mb must be in (0, 1024], got 0"),
         ("grid", (16, 0), "grid must be two positive sizes"),
+        ("keep_files_minutes", 0, "keep_files_minutes must be at least 1, got 0"),
         ("examples", ["/nonexistent/example.png"], "example image /nonexistent/example.png does not exist"),
     ],
 )
@@ -179,6 +180,7 @@ def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_pat
     api = [fn.api_name for fn in app.fns.values() if fn.api_name]
     assert "segment" in api
     assert all(not fn.preprocess for fn in app.fns.values() if fn.api_name == "segment")
+    assert app.delete_cache == (3600, 3600)  # uploads do not pile up on a long-running server
     builtin = builtin_examples(tmp_path / "builtin")
     assert list(builtin) == ["synthetic scene text", "photo of handwriting"]
     assert Image.open(builtin["synthetic scene text"]).size == (256, 256)

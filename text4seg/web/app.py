@@ -104,7 +104,8 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
 
     service = SegmentService(pipeline=pipeline, config=config)
     has_refiner = getattr(pipeline, "refiner", True) is not None
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    keep = 60 * config.keep_files_minutes
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(keep, keep)) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column():

@@ -36,6 +36,9 @@ class ServeConfig:
     display_max_side: int = 1600
     """Overlays are downscaled so their longer side is at most this many pixels before being sent
     to the browser; masks are computed at full resolution."""
+    keep_files_minutes: int = 60
+    """Uploads and drawn overlays are deleted from Gradio's file cache once they are this old
+    (checked as often), so a long-running demo does not fill the disk."""
     default_query: str = "segment the text in this image"
     """Query pre-filled in the text box."""
     examples: list[str] = field(default_factory=list)
@@ -61,6 +64,8 @@ class ServeConfig:
             raise ValueError(f"max_query_chars must be positive, got {self.max_query_chars}")
         if self.display_max_side < 64:
             raise ValueError(f"display_max_side must be at least 64 pixels, got {self.display_max_side}")
+        if self.keep_files_minutes < 1:
+            raise ValueError(f"keep_files_minutes must be at least 1, got {self.keep_files_minutes}")
         for path in self.examples:
             if not Path(path).is_file():
                 raise ValueError(f"example image {path} does not exist")
