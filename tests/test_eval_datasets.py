@@ -83,3 +83,18 @@ def test_a_resume_with_other_settings_is_refused(tmp_path, capsys):
     code = main(["eval", *args, "--model", str(ckpt.mllm), "--refiner", str(ckpt.refiner), "--grid", "8"])
     assert code == 2
     assert "grid: recorded [4, 4] vs now [8, 8]" in capsys.readouterr().err
+
+
+def test_a_retrained_checkpoint_in_the_same_place_is_not_resumed(tmp_path, capsys):
+    import os
+    import shutil
+
+    ckpt = tiny_checkpoints()
+    refiner = tmp_path / "refiner.safetensors"
+    shutil.copy(ckpt.refiner, refiner)
+    args = ["eval", "--dataset", "refcoco", "--root", str(FIXTURES / "refcoco"), "--split", "val",
+            "--out", str(tmp_path / "ev"), "--model", str(ckpt.mllm), "--refiner", str(refiner), "--grid", "4"]  # fmt: skip
+    assert main(args) == 0
+    os.utime(refiner, ns=(0, 0))  # as if rewritten by a new training run
+    assert main(args) == 2
+    assert "refiner_files: recorded" in capsys.readouterr().err

@@ -55,10 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def _fingerprint(path: Path) -> list:
+    """Names, sizes and modification times of a checkpoint's files: a retrained model in the same
+    place must not be resumed into records of the old one."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
 def _model_settings(args: argparse.Namespace) -> dict:
+    from text4seg.default_model import DEFAULT_ROOT
+
+    model = Path(args.model) if args.model else DEFAULT_ROOT / "mllm"
+    refiner = None if args.no_refine or args.refiner == "none" else (args.refiner or DEFAULT_ROOT / "refiner")
     return {
-        "model": str(Path(args.model).resolve()) if args.model else "default",
+        "model": str(model.resolve()),
+        "model_files": _fingerprint(model) if model.exists() else None,
         "refiner": "none" if args.no_refine else (args.refiner or "default"),
+        "refiner_files": _fingerprint(Path(refiner)) if refiner and Path(refiner).exists() else None,
         "sam_checkpoint": args.sam_checkpoint,
         "refine_mode": args.refine_mode,
     }
