@@ -97,4 +97,4 @@ def test_a_retrained_checkpoint_in_the_same_place_is_not_resumed(tmp_path, capsy
     assert main(args) == 0
     os.utime(refiner, ns=(0, 0))  # as if rewritten by a new training run
     assert main(args) == 2
-    assert "refiner_files: recorded" in capsys.readouterr().err
+    assert "model.refiner_files: recorded" in capsys.readouterr().err

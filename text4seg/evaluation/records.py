@@ -90,12 +90,28 @@ def read_done(folder: Path, world_size: int) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, so a mismatch names the exact setting."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def check_run_settings(folder: Path, settings: dict[str, Any]) -> None:
     """Write ``run.json`` on first use; on resume, refuse settings that differ from the recorded ones."""
     path = Path(folder) / "run.json"
     if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        diff = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
+        recorded = _flatten(json.loads(path.read_text(encoding="utf-8")))
+        now = _flatten(json.loads(json.dumps(settings)))  # as JSON would give it back (tuples → lists)
+        diff = {
+            k: (recorded.get(k), now.get(k))
+            for k in recorded.keys() | now.keys()
+            if recorded.get(k) != now.get(k)
+        }
         if diff:
             detail = ", ".join(f"{k}: recorded {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
             raise ValueError(
