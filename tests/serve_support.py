@@ -4,45 +4,31 @@ images, and a server running on a free loopback port."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import pipeline_support
 
-# A 4×4 grid keeps the random model's answers short (its generation stops at the grid's budget).
+# A 4×4 grid keeps the random model's answers short (its generation stops at the grid's budget);
+# pipeline_support's tiny pipeline is configured with it too.
 TEST_GRID = (4, 4)
 
 
-@functools.lru_cache(maxsize=1)
 def tiny_checkpoints() -> tuple[Path, Path]:
-    """(MLLM folder, refiner file): a tiny LLaVA written by ``save_pretrained`` and a tiny refiner
-    written by ``stsam_refiner.build.save_refiner``, both with random weights; built once per session."""
-    from refiner_support import small_refiner_config
-
-    from stsam_refiner.build import build_refiner, save_refiner
-    from text4seg.mllm.tiny import build_tiny_llava
-
-    root = Path(tempfile.mkdtemp(prefix="serve_ckpt_"))
-    mllm = build_tiny_llava(root / "mllm")
-    # No text prompt: the MiniLM encoder adds load time and nothing the web tests look at.
-    cfg = small_refiner_config(text_prompt={"enabled": False}, alignment={"enabled": False})
-    refiner, _ = build_refiner(cfg)
-    save_refiner(refiner, root / "refiner.safetensors")
-    return mllm, root / "refiner.safetensors"
+    """(MLLM folder, refiner file) of the session's tiny random-weight checkpoints: a LLaVA written
+    by ``save_pretrained`` and a refiner written by ``stsam_refiner.build.save_refiner``."""
+    ckpt = pipeline_support.tiny_checkpoints()
+    return ckpt.mllm, ckpt.refiner
 
 
-@functools.lru_cache(maxsize=1)
 def tiny_pipeline():
-    """``Text4SegPipeline.from_pretrained`` on the tiny checkpoints (loaded once per session)."""
+    """``Text4SegPipeline.from_pretrained`` on those checkpoints, loaded once per session and
+    shared with the pipeline tests."""
     import torch
 
-    from text4seg.pipeline import Text4SegPipeline
-
     torch.set_num_threads(1)
-    mllm, refiner = tiny_checkpoints()
-    return Text4SegPipeline.from_pretrained(model=str(mllm), refiner=str(refiner))
+    return pipeline_support.tiny_pipeline()
 
 
 def text_photo(path: Path) -> Path:
