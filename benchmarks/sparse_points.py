@@ -58,8 +58,19 @@ def to_global(label_map: np.ndarray, classes: list[int]) -> np.ndarray:
     return lookup[label_map]
 
 
-def run(args) -> dict:
+def cfg_used(args):
+    """The PointsConfig of this run (YAML + command-line overrides)."""
     from stsam_refiner.points.config import PointsConfig
+
+    cfg = PointsConfig.from_yaml(args.config)
+    if args.pred_iou is not None:
+        cfg.prompting.pred_iou_thresh = args.pred_iou
+    if args.stability is not None:
+        cfg.prompting.stability_score_thresh = args.stability
+    return cfg
+
+
+def run(args) -> dict:
     from stsam_refiner.points.prompting import PointRefinement
     from stsam_refiner.points.refiner import PointRefiner, coarse_to_image
     from stsam_refiner.points.shapes import SHAPE_CLASSES, make_scene
@@ -67,7 +78,7 @@ def run(args) -> dict:
     from stsam_refiner.points.train_sam import load_point_sam
     from text4seg.metrics import SemanticMeter
 
-    cfg = PointsConfig.from_yaml(args.config)
+    cfg = cfg_used(args)
     sam = load_point_sam(args.sam)
     size = sam.image_encoder.img_size  # scenes at the SAM's input size: no resizing in the way
     refiner = PointRefiner(sam=sam, cfg=cfg, prompter=load_prompter(args.prompter))
@@ -78,7 +89,7 @@ def run(args) -> dict:
         scene = make_scene(rng, size=size)
         classes, coarse = scene_answer(scene, rng)
         budget = None
-        for mode in MODES:
+        for mode in args.modes:
             c0, w0 = time.process_time(), time.perf_counter()
             if mode == "coarse":
                 out = PointRefinement(coarse_to_image(coarse, scene.label_map.shape), 0, 0.0)
@@ -110,8 +121,19 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1000, help="scene seed (training used 0)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pred-iou", type=float, default=None, help="override prompting.pred_iou_thresh")
+    parser.add_argument(
+        "--stability", type=float, default=None, help="override prompting.stability_score_thresh"
+    )
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of the modes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.modes = [m for m in MODES if m in args.modes.split(",")] + [
+        m for m in args.modes.split(",") if m not in MODES
+    ]
+    unknown = sorted(set(args.modes) - set(MODES))
+    if unknown or "tspp" not in args.modes:
+        raise SystemExit(f"--modes must include tspp and only {MODES}; got unknown {unknown}")
     rows = run(args)
     print(
         f"{'mode':>9} {'points/img':>10} {'SAM masks':>9} {'cpu ms/img':>10} {'wall ms/img':>11} {'mIoU':>7}"
@@ -121,7 +143,10 @@ def main() -> None:
             f"{mode:>9} {r['points']:>10.1f} {r['masks']:>9.1f} {1000 * r['cpu']:>10.0f} "
             f"{1000 * r['wall']:>11.0f} {100 * r['mIoU']:>7.2f}"
         )
-    tspp, grid = rows["tspp"], rows["grid"]
+    tspp, grid = rows["tspp"], rows.get("grid")
+    if grid is None:
+        print(json.dumps({m: r for m, r in rows.items()}))
+        return
     figures = {
         "images": args.images,
         "sam": f"tiny segment-anything SAM trained with point prompts on toy shapes ({args.sam})",
@@ -129,7 +154,11 @@ def main() -> None:
         "speedup_vs_grid": round(grid["cpu"] / tspp["cpu"], 2),
         "speedup_vs_grid_wall": round(grid["wall"] / tspp["wall"], 2),
         "miou_delta_vs_grid": round(100 * (tspp["mIoU"] - grid["mIoU"]), 2),
-        "miou_delta_random_vs_grid": round(100 * (rows["random"]["mIoU"] - grid["mIoU"]), 2),
+        "miou_delta_random_vs_grid": round(100 * (rows["random"]["mIoU"] - grid["mIoU"]), 2)
+        if "random" in rows
+        else None,
+        "pred_iou_thresh": cfg_used(args).prompting.pred_iou_thresh,
+        "stability_score_thresh": cfg_used(args).prompting.stability_score_thresh,
         **{f"{m}_{k}": round(v, 4) for m, r in rows.items() for k, v in r.items()},
     }
     print(json.dumps(figures))
