@@ -64,12 +64,16 @@ def count_flops(fn, *args) -> int:
 
 
 @torch.no_grad()
-def time_pass(fn, images, masks) -> float:
-    """Seconds for one pass over all images."""
-    start = time.perf_counter()
+def time_pass(fn, images, masks) -> tuple[float, float]:
+    """(CPU seconds of this process, wall seconds) for one pass over all images.
+
+    CPU time is the headline: with one torch thread it counts only this process's work, so other
+    jobs on a shared machine do not leak into the ratio the way they do into wall time.
+    """
+    cpu, wall = time.process_time(), time.perf_counter()
     for image, mask in zip(images, masks, strict=True):
         fn(image[None], mask[None])
-    return time.perf_counter() - start
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         # Interleaved so both see the same machine load.
         sam_times.append(time_pass(run_sam, images, masks))
         refiner_times.append(time_pass(run_refiner, images, masks))
-    sam_s, refiner_s = statistics.median(sam_times), statistics.median(refiner_times)
+    sam_s = statistics.median(t[0] for t in sam_times)
+    refiner_s = statistics.median(t[0] for t in refiner_times)
+    sam_wall = statistics.median(t[1] for t in sam_times)
+    refiner_wall = statistics.median(t[1] for t in refiner_times)
     total, trainable = count_parameters(model)
     sam_total, _ = count_parameters(sam)
     model.to("meta"), sam.to("meta")
@@ -127,8 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     sam_flops = count_flops(sam_forward, sam, x, m)
     refiner_flops = count_flops(refiner_forward, model, x, m, None)
+    if args.threads != 1:
+        notes.append("several threads: CPU time sums over threads")
     print(f"{'':24}{'SAM':>14}{'refiner':>14}")
-    print(f"{'ms / image':24}{1000 * sam_s / args.images:14.1f}{1000 * refiner_s / args.images:14.1f}")
+    print(f"{'CPU ms / image':24}{1000 * sam_s / args.images:14.1f}{1000 * refiner_s / args.images:14.1f}")
+    print(
+        f"{'wall ms / image':24}{1000 * sam_wall / args.images:14.1f}{1000 * refiner_wall / args.images:14.1f}"
+    )
     print(f"{'GFLOPs / image':24}{sam_flops / 1e9:14.2f}{refiner_flops / 1e9:14.2f}")
     print(f"{'parameters':24}{sam_total:14,}{total:14,}")
     print(f"{'trainable parameters':24}{'':>14}{trainable:14,}")
@@ -142,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                 "sam_ms_per_image": round(1000 * sam_s / args.images, 2),
                 "refiner_ms_per_image": round(1000 * refiner_s / args.images, 2),
                 "refiner_vs_sam_time_ratio": round(refiner_s / sam_s, 3),
+                "refiner_vs_sam_wall_ratio": round(refiner_wall / sam_wall, 3),
                 "refiner_vs_sam_flops_ratio": round(refiner_flops / sam_flops, 3),
                 "sam_gflops": round(sam_flops / 1e9, 2),
                 "refiner_gflops": round(refiner_flops / 1e9, 2),
