@@ -19,12 +19,15 @@ is thus the cost of generating that answer token by token, prompt included.
   same answers replayed through it step by step without the model (CPU time), divided by the CPU
   time of unconstrained decoding ("constrained_overhead_isolated").
 Conditions are interleaved per image and repeated; per image and condition the fastest repeat is
-kept (other processes on a shared machine only ever add time), then summed over images. Wall time is
-the headline; process CPU time (single-threaded torch) is reported beside it as a check that is less
-sensitive to other load on the machine.
+kept (other processes on a shared machine only ever add time), then summed over images. Process CPU
+time (single-threaded torch) is reported beside wall time: it is less sensitive to other load.
 
-Prints a side-by-side table, then one JSON line with rrle_tokens, full_tokens, rrle_vs_full_speedup,
-constrained_overhead (warm cache) and the rest of the figures.
+Prints a side-by-side table, then one JSON line with rrle_tokens, full_tokens, rrle_vs_full_speedup
+(wall time), constrained_overhead and the rest of the figures. constrained_overhead is the CPU-time
+figure (warm cache): a few percent is below what wall time resolves on a shared machine (the wall
+figures, constrained_overhead_wall*, came out between -9% and +10% for the same code in repeated
+runs; the CPU-time figure between -5% and +5%). constrained_overhead_isolated is the most precise
+(it leaves out the model) and the one to compare between versions of the processor.
 """
 
 from __future__ import annotations
@@ -194,11 +197,13 @@ def run(args) -> dict:
         "full_seconds_per_answer": round(seconds["full"] / n, 4),
         "rrle_vs_full_speedup": round(seconds["full"] / seconds["rrle"], 2),
         "constrained_seconds_per_answer": round(seconds["rrle_constrained_warm"] / n, 4),
-        "constrained_overhead": round(seconds["rrle_constrained_warm"] / seconds["rrle"] - 1, 4),
-        "constrained_overhead_cold_cache": round(seconds["rrle_constrained_cold"] / seconds["rrle"] - 1, 4),
+        "constrained_overhead_wall": round(seconds["rrle_constrained_warm"] / seconds["rrle"] - 1, 4),
+        "constrained_overhead_wall_cold_cache": round(
+            seconds["rrle_constrained_cold"] / seconds["rrle"] - 1, 4
+        ),
         "cpu_rrle_vs_full_speedup": round(cpu["full"] / cpu["rrle"], 2),
-        "cpu_constrained_overhead": round(cpu["rrle_constrained_warm"] / cpu["rrle"] - 1, 4),
-        "cpu_constrained_overhead_cold_cache": round(cpu["rrle_constrained_cold"] / cpu["rrle"] - 1, 4),
+        "constrained_overhead": round(cpu["rrle_constrained_warm"] / cpu["rrle"] - 1, 4),
+        "constrained_overhead_cold_cache": round(cpu["rrle_constrained_cold"] / cpu["rrle"] - 1, 4),
         "processor_us_per_token": round(isolated / answer_tokens * 1e6, 1),
         "constrained_overhead_isolated": round(isolated / cpu["rrle"], 4),
     }
@@ -229,8 +234,8 @@ def main() -> None:
         f"{figures['constrained_seconds_per_answer']:12.4f}"
     )
     print(
-        f"constrained overhead: {figures['constrained_overhead']:+.1%} (warm mask cache), "
-        f"{figures['constrained_overhead_cold_cache']:+.1%} (cold)"
+        f"constrained overhead, wall time: {figures['constrained_overhead_wall']:+.1%} (warm mask cache), "
+        f"{figures['constrained_overhead_wall_cold_cache']:+.1%} (cold)"
     )
     print(
         f"grammar processor alone: {figures['processor_us_per_token']:.1f} us/token, "
@@ -238,7 +243,7 @@ def main() -> None:
     )
     print(
         f"CPU time: R-RLE vs full {figures['cpu_rrle_vs_full_speedup']:.2f}x, constrained overhead "
-        f"{figures['cpu_constrained_overhead']:+.1%} warm / {figures['cpu_constrained_overhead_cold_cache']:+.1%} cold"
+        f"{figures['constrained_overhead']:+.1%} warm / {figures['constrained_overhead_cold_cache']:+.1%} cold"
     )
     print(json.dumps(figures))
 
