@@ -40,6 +40,7 @@ def test_defaults_bind_loopback_and_use_the_io_limit():
         ("max_upload_mb", 0, "max_upload_mb must be in (0, 1024], got 0"),
         ("grid", (16, 0), "grid must be two positive sizes"),
         ("keep_files_minutes", 0, "keep_files_minutes must be at least 1, got 0"),
+        ("task", "caption", "task 'caption' not in (None, 'scene_text', 'referring', 'semantic')"),
         ("examples", ["/nonexistent/example.png"], "example image /nonexistent/example.png does not exist"),
     ],
 )
@@ -61,11 +62,19 @@ def test_cli_flags_map_to_the_config():
     args = build_parser().parse_args(["serve"])
     cfg = config_from_args(args, model_grid=(16, 16))
     assert (cfg.host, cfg.port, cfg.max_upload_mb, cfg.concurrency) == ("127.0.0.1", 7860, 20.0, 2)
+    assert (cfg.constrained, cfg.task, cfg.builtin_examples) == (True, None, True)
     args = build_parser().parse_args(
         ["serve", "--port", "9001", "--max-upload-mb", "5", "--concurrency", "3", "--grid", "8x12"]
+        + ["--unconstrained", "--task", "referring", "--no-builtin-examples", "--no-refine"]
     )
     cfg = config_from_args(args, model_grid=(16, 16))
     assert (cfg.port, cfg.max_upload_mb, cfg.concurrency, cfg.grid) == (9001, 5.0, 3, (8, 12))
+    assert (cfg.constrained, cfg.task, cfg.builtin_examples, args.no_refine) == (
+        False,
+        "referring",
+        False,
+        True,
+    )
 
 
 def test_refusals_name_the_users_file_and_never_reach_the_model(tmp_path):

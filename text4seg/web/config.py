@@ -9,6 +9,7 @@ from pathlib import Path
 from text4seg.io import MAX_PIXELS
 
 LOOPBACK_NAMES = ("localhost",)
+TASKS = (None, "scene_text", "referring", "semantic")
 
 
 @dataclass(kw_only=True)
@@ -31,6 +32,10 @@ class ServeConfig:
     """Requests allowed to wait in the queue; further users are told the demo is busy."""
     grid: tuple[int, int] = (16, 16)
     """Descriptor grid (rows, columns) the model is asked for; must match what the model was trained on."""
+    constrained: bool = True
+    """Decode under the R-RLE grammar (False: free decoding, answers may need parser repairs)."""
+    task: str | None = None
+    """Force every query to one task (scene_text, referring, semantic); None reads it from the query."""
     max_query_chars: int = 300
     """Longest query accepted (the tiny models have short contexts)."""
     display_max_side: int = 1600
@@ -60,6 +65,8 @@ class ServeConfig:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.max_queue < self.concurrency:
             raise ValueError(f"max_queue {self.max_queue} is smaller than concurrency {self.concurrency}")
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} not in {TASKS}")
         if self.max_query_chars < 1:
             raise ValueError(f"max_query_chars must be positive, got {self.max_query_chars}")
         if self.display_max_side < 64:

@@ -139,7 +139,7 @@ class SegmentService:
         query = self.check_query(query)
         image = self.load(upload)
         with self._model_lock:
-            result = self.pipeline(image, query, grid=self.config.grid, refine=bool(refine))
+            result = self.pipeline(image, query, refine=bool(refine), **self._call_options())
         return self.answer(image, result)
 
     def stream(self, upload, query: str | None, refine: bool = True) -> Iterator[RowsSoFar | WebAnswer]:
@@ -154,7 +154,7 @@ class SegmentService:
             try:
                 with self._model_lock:
                     outcome["result"] = self.pipeline(
-                        image, query, grid=self.config.grid, refine=bool(refine), on_row=updates.put
+                        image, query, refine=bool(refine), on_row=updates.put, **self._call_options()
                     )
             except Exception as err:  # noqa: BLE001 - re-raised in the caller's thread below
                 outcome["error"] = err
@@ -171,6 +171,11 @@ class SegmentService:
         if "error" in outcome:
             raise outcome["error"]
         yield self.answer(image, outcome["result"])
+
+    def _call_options(self) -> dict:
+        """Pipeline keyword arguments fixed by the server's settings."""
+        cfg = self.config
+        return {"grid": cfg.grid, "constrained": cfg.constrained, "task": cfg.task}
 
     def answer(self, image: np.ndarray, result) -> WebAnswer:
         """What the page shows for a finished ``SegmentationResult`` of ``image``."""
