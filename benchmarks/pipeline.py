@@ -55,6 +55,8 @@ def model_args(args) -> list[str]:
         out += ["--model", args.model]
     if args.refiner:
         out += ["--refiner", args.refiner]
+    if args.grid:
+        out += ["--grid", str(args.grid)]
     return out
 
 
@@ -67,10 +69,11 @@ def latency(args, images: list[Path]) -> dict:
     start = time.perf_counter()
     pipeline = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
     load_seconds = time.perf_counter() - start
-    pipeline(images[0], args.query)  # warm-up: first-call allocations and grammar masks
+    grid = (args.grid, args.grid) if args.grid else None
+    pipeline(images[0], args.query, grid=grid)  # warm-up: first-call allocations and grammar masks
     timings = {stage: [] for stage in STAGES}
     for path in images:
-        result = pipeline(path, args.query)
+        result = pipeline(path, args.query, grid=grid)
         for stage in STAGES:
             timings[stage].append(result.timings[stage])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,7 +81,7 @@ def latency(args, images: list[Path]) -> dict:
         "model_load_seconds": load_seconds,
         **{f"stage.{s}": float(np.mean(v)) for s, v in timings.items()},
         "peak_rss_mb": peak,
-        "grid": list(pipeline.config.grid),
+        "grid": list(grid or pipeline.config.grid),
     }
 
 
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=9001, help="synthetic seed (not a training seed)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the latency run")
     parser.add_argument("--query", default="segment the text in this image")
+    parser.add_argument("--grid", type=int, default=None, help="square grid (default: the model's)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         tmp = Path(tmp)
@@ -146,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval_child_peak_rss_mb": children_rss,
         "n_images": len(images),
         "model": args.model or "default",
+        "grid": lat["grid"],
     }
     print(json.dumps(figures))
 
