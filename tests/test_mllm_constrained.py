@@ -1,6 +1,8 @@
 """Constrained decoding: the grammar accepts exactly well-formed answers, and an untrained model
 decoding under it writes answers the parser reads without a single repair."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,62 @@ def test_long_free_sentence_is_cut_at_its_token_limit(random_model):
     assert sentence_tokens <= 3
     grammar = masks.grammar
     assert grammar.is_complete(grammar.feed(grammar.initial_state(), written))
+
+
+def _sentencepiece_style_tokenizer():
+    """A Llama-like tokenizer: `▁` for spaces, byte-fallback `<0xNN>` tokens in the vocabulary, merges
+    that cut across R-RLE structure (e.g. `others▁*1` + `6`)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from text4seg.mllm.tokenizer import TokenizerConfig, training_corpus
+
+    backend = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
+    backend.normalizer = normalizers.Replace(" ", "\u2581")
+    trainer = trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False
+    )
+    backend.train_from_iterator(training_corpus(TokenizerConfig(num_answers=200)), trainer=trainer)
+    model = json.loads(backend.to_str())["model"]
+    vocab = model["vocab"]
+    for byte in range(256):  # byte tokens are ordinary vocabulary entries in SentencePiece models
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    rebuilt = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, unk_token="<unk>"))
+    rebuilt.normalizer = backend.normalizer
+    rebuilt.add_special_tokens(["<unk>", "<s>", "</s>"])
+    rebuilt.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=rebuilt, eos_token="</s>", unk_token="<unk>", bos_token="<s>"
+    )
+
+
+def test_sentencepiece_vocabulary_with_random_logits():
+    tokenizer = _sentencepiece_style_tokenizer()
+    table = TokenTable(tokenizer=tokenizer)
+    newline = tokenizer.convert_tokens_to_ids("<0x0A>")
+    assert table.token_bytes[newline] == b"\n"
+    spaced = [(t, i) for t, i in tokenizer.get_vocab().items() if "\u2581" in t and not t.startswith("<0x")]
+    assert spaced and all(table.token_bytes[i] == t.replace("\u2581", " ").encode() for t, i in spaced)
+    masks = masks_for(tokenizer, height=6, width=10, labels=["text", "été"])
+    vocab_size = len(tokenizer)
+    generator = torch.Generator().manual_seed(0)
+    forced_trials = 0
+    for trial in range(12):
+        budget = 90 + 20 * (trial % 4)
+        processor = RrleLogitsProcessor(masks=masks, max_new_tokens=budget, max_sentence_tokens=4)
+        ids = torch.zeros(1, 3, dtype=torch.long)
+        for _ in range(budget):
+            scores = processor(ids, torch.randn(1, vocab_size, generator=generator))
+            token = int(scores.argmax())
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            if token == tokenizer.eos_token_id:
+                break
+        assert token == tokenizer.eos_token_id, f"trial {trial}: no eos within {budget} tokens"
+        answer = tokenizer.decode(ids[0, 3:], skip_special_tokens=True)
+        parsed = parse_answer(answer, height=6, width=10, known_labels=["text", "été"])
+        assert parsed.repairs == [], (answer, parsed.repairs)
+        forced_trials += processor.forced_tokens > 0
+    assert forced_trials > 0  # random logits run into the budget: the forced completion was exercised
