@@ -76,6 +76,59 @@ def time_pass(fn, images, masks) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def report(*, args, notes: list[str], size: int, times: dict, flops: dict, params: dict) -> None:
+    """Side-by-side table, then one JSON line. times: name → (CPU s, wall s) per pass."""
+    n = args.images
+    (sam_cpu, sam_wall), (ref_cpu, ref_wall) = times["sam"], times["refiner"]
+    print(f"{'':24}{'SAM':>14}{'refiner':>14}")
+    print(f"{'CPU ms / image':24}{1000 * sam_cpu / n:14.1f}{1000 * ref_cpu / n:14.1f}")
+    print(f"{'wall ms / image':24}{1000 * sam_wall / n:14.1f}{1000 * ref_wall / n:14.1f}")
+    print(f"{'GFLOPs / image':24}{flops['sam'] / 1e9:14.2f}{flops['refiner'] / 1e9:14.2f}")
+    print(f"{'parameters':24}{params['sam']:14,}{params['total']:14,}")
+    print(f"{'trainable parameters':24}{'':>14}{params['trainable']:14,}")
+    figures = {
+        "config": Path(args.config).name,
+        "image_size": size,
+        "images": n,
+        "threads": args.threads,
+        "sam_ms_per_image": round(1000 * sam_cpu / n, 2),
+        "refiner_ms_per_image": round(1000 * ref_cpu / n, 2),
+        "refiner_vs_sam_time_ratio": round(ref_cpu / sam_cpu, 3),
+        "refiner_vs_sam_wall_ratio": round(ref_wall / sam_wall, 3),
+        "refiner_vs_sam_flops_ratio": round(flops["refiner"] / flops["sam"], 3),
+        "sam_gflops": round(flops["sam"] / 1e9, 2),
+        "refiner_gflops": round(flops["refiner"] / 1e9, 2),
+        "params_total": params["total"],
+        "params_trainable": params["trainable"],
+        "sam_params_total": params["sam"],
+        "notes": notes,
+    }
+    print(json.dumps(figures))
+
+
+def measure(sam, model, args) -> dict[str, tuple[float, float]]:
+    """Median (CPU s, wall s) per pass over the same random images, SAM and refiner interleaved."""
+    size, mask_size = model.cfg.sam.image_size, model.cfg.sam.mask_size
+    images = [sam.preprocess(torch.rand(3, size, size) * 255) for _ in range(args.images)]
+    masks = [torch.randn(1, mask_size, mask_size) * 6.9 for _ in range(args.images)]
+    text = "medium red text in a bold font" if args.description else None
+    runs = {
+        "sam": lambda image, mask: sam_forward(sam, image, mask),
+        "refiner": lambda image, mask: refiner_forward(model, image, mask, text),
+    }
+    for run in runs.values():
+        time_pass(run, images[:1], masks[:1])  # warm-up
+    passes: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        # Interleaved so both see the same machine load.
+        for name, run in runs.items():
+            passes[name].append(time_pass(run, images, masks))
+    return {
+        name: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
+        for name, ts in passes.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "refiner" / "tiny.yaml"))
@@ -101,30 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     sam, _ = build_sam(cfg.sam)
     sam.eval()
     size, mask_size = cfg.sam.image_size, cfg.sam.mask_size
-    images = [sam.preprocess(torch.rand(3, size, size) * 255) for _ in range(args.images)]
-    masks = [torch.randn(1, mask_size, mask_size) * 6.9 for _ in range(args.images)]
-    descriptions = [
-        f"word {i}: medium red text in a bold font" if args.description else None for i in range(args.images)
-    ]
-    described = iter(descriptions * (args.repeats + 1))
-
-    def run_sam(image, mask):
-        return sam_forward(sam, image, mask)
-
-    def run_refiner(image, mask):
-        return refiner_forward(model, image, mask, next(described))
-
-    time_pass(run_sam, images[:1], masks[:1])
-    time_pass(run_refiner, images[:1], masks[:1])
-    sam_times, refiner_times = [], []
-    for _ in range(args.repeats):
-        # Interleaved so both see the same machine load.
-        sam_times.append(time_pass(run_sam, images, masks))
-        refiner_times.append(time_pass(run_refiner, images, masks))
-    sam_s = statistics.median(t[0] for t in sam_times)
-    refiner_s = statistics.median(t[0] for t in refiner_times)
-    sam_wall = statistics.median(t[1] for t in sam_times)
-    refiner_wall = statistics.median(t[1] for t in refiner_times)
+    times = measure(sam, model, args)
     total, trainable = count_parameters(model)
     sam_total, _ = count_parameters(sam)
     model.to("meta"), sam.to("meta")
@@ -136,34 +166,13 @@ def main(argv: list[str] | None = None) -> None:
     refiner_flops = count_flops(refiner_forward, model, x, m, None)
     if args.threads != 1:
         notes.append("several threads: CPU time sums over threads")
-    print(f"{'':24}{'SAM':>14}{'refiner':>14}")
-    print(f"{'CPU ms / image':24}{1000 * sam_s / args.images:14.1f}{1000 * refiner_s / args.images:14.1f}")
-    print(
-        f"{'wall ms / image':24}{1000 * sam_wall / args.images:14.1f}{1000 * refiner_wall / args.images:14.1f}"
-    )
-    print(f"{'GFLOPs / image':24}{sam_flops / 1e9:14.2f}{refiner_flops / 1e9:14.2f}")
-    print(f"{'parameters':24}{sam_total:14,}{total:14,}")
-    print(f"{'trainable parameters':24}{'':>14}{trainable:14,}")
-    print(
-        json.dumps(
-            {
-                "config": Path(args.config).name,
-                "image_size": size,
-                "images": args.images,
-                "threads": args.threads,
-                "sam_ms_per_image": round(1000 * sam_s / args.images, 2),
-                "refiner_ms_per_image": round(1000 * refiner_s / args.images, 2),
-                "refiner_vs_sam_time_ratio": round(refiner_s / sam_s, 3),
-                "refiner_vs_sam_wall_ratio": round(refiner_wall / sam_wall, 3),
-                "refiner_vs_sam_flops_ratio": round(refiner_flops / sam_flops, 3),
-                "sam_gflops": round(sam_flops / 1e9, 2),
-                "refiner_gflops": round(refiner_flops / 1e9, 2),
-                "params_total": total,
-                "params_trainable": trainable,
-                "sam_params_total": sam_total,
-                "notes": notes,
-            }
-        )
+    report(
+        args=args,
+        notes=notes,
+        size=size,
+        times=times,
+        flops={"sam": sam_flops, "refiner": refiner_flops},
+        params={"sam": sam_total, "total": total, "trainable": trainable},
     )
 
 

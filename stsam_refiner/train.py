@@ -156,6 +156,27 @@ def _save(accelerator, model, optimizer, out: Path, step: int) -> Path:
     return path
 
 
+def _make_loader(cfg: TrainConfig, image_size: int):
+    dataset = RefinerTrainSet(
+        rows=load_rows(cfg.data, cfg.split),
+        image_size=image_size,
+        coarse=cfg.coarse,
+        augment=cfg.augment,
+        description_column=cfg.description_column,
+        seed=cfg.seed,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.num_workers
+    )
+    return dataset, loader
+
+
+def _append_log(out: Path, record: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) training up to ``cfg.steps``; returns the losses of this call."""
     from tqdm.auto import tqdm
@@ -172,17 +193,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if resume:
         optimizer.load_state_dict(torch.load(out / "state" / "optimizer.pt", weights_only=True))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg), last_epoch=start - 1)
-    dataset = RefinerTrainSet(
-        rows=load_rows(cfg.data, cfg.split),
-        image_size=model.image_size,
-        coarse=cfg.coarse,
-        augment=cfg.augment,
-        description_column=cfg.description_column,
-        seed=cfg.seed,
-    )
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.num_workers
-    )
+    dataset, loader = _make_loader(cfg, model.image_size)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     loss_cfg = accelerator.unwrap_model(model).cfg.loss
     preprocess = accelerator.unwrap_model(model).sam.preprocess
@@ -216,10 +227,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "lr": scheduler.get_last_lr()[0],
                     "time": round(time.time() - started, 1),
                 }
-                record.update(terms.as_floats())
-                out.mkdir(parents=True, exist_ok=True)
-                with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
+                _append_log(out, {**record, **terms.as_floats()})
             if step % cfg.save_every == 0:
                 _save(accelerator, model, optimizer, out, step)
     bar.close()
