@@ -196,3 +196,22 @@ def test_training_sample_from_cached_mllm_answer():
             coarse=CoarseConfig(source="cached"),
             augment=AugmentConfig(),
         )
+
+
+def test_refine_image_returns_masks_at_the_original_size():
+    from refiner_support import small_refiner_config
+
+    from stsam_refiner.build import build_refiner
+    from stsam_refiner.predict import refine_image
+
+    torch.manual_seed(0)
+    model, _ = build_refiner(small_refiner_config(), text_encoder=text_encoder())
+    model.eval()
+    image = np.random.default_rng(0).integers(0, 255, (90, 140, 3), dtype=np.uint8)
+    grid = np.zeros((16, 16), bool)
+    grid[5:9, 3:12] = True
+    out = refine_image(model, image, coarse=grid, description="white letters")
+    assert out.mask.shape == out.logits.shape == (90, 140) and out.mask.dtype == bool
+    assert out.logits.dtype == np.float32 and out.low_res_logits.shape == (1, 32, 32)
+    with pytest.raises(ValueError, match="not both"):
+        refine_image(model, image, coarse=grid, mask_logits=out.low_res_logits)
