@@ -7,7 +7,7 @@
 #   bash scripts/build_default_model.sh
 #
 # Sizes and steps come from configs/default/*.yaml; override with environment variables:
-#   N_TRAIN (6000 training images), N_VAL (300 validation images), RUN_DIR (runs/default),
+#   N_TRAIN (6000 training images), N_VAL (300 validation images), CONV_IMAGES (2400), RUN_DIR (runs/default),
 #   DATA_DIR (data/default), OUT (text4seg/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS.
 # Stage timings go to $RUN_DIR/stages.jsonl and into the manifest. docs/default_model.md records
 # what one build on a shared 2-core CPU took (about 2 hours).
@@ -20,6 +20,7 @@ DATA_DIR=${DATA_DIR:-data/default}
 OUT=${OUT:-text4seg/assets/default}
 N_TRAIN=${N_TRAIN:-6000}
 N_VAL=${N_VAL:-300}
+CONV_IMAGES=${CONV_IMAGES:-2400}  # chat rows from the first 2400 images (~5 rows each): more than one run reads
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$RUN_DIR" "$DATA_DIR"
 STAGES="$RUN_DIR/stages.jsonl"
@@ -51,7 +52,9 @@ stage base "$PY" -m text4seg.default_package base --config configs/default/mllm.
 stage vision_pretrain "$PY" -m text4seg.mllm.vision_pretrain --config configs/default/vision_pretrain.yaml \
     --model-path "$RUN_DIR/base" --data "$DATA_DIR/synth_train" --output-dir "$RUN_DIR/vision" $(steps "${VISION_STEPS:-}")
 stage conversations "$PY" -m data_builders.conversations --synthetic "$DATA_DIR/synth_train" \
-    --out "$DATA_DIR/conv_train" --config configs/default/conversations.yaml --seed 0
+    --out "$DATA_DIR/conv_train" --config configs/default/conversations.yaml --seed 0 --limit "$CONV_IMAGES"
+stage conversations_val "$PY" -m data_builders.conversations --synthetic "$DATA_DIR/synth_val" \
+    --out "$DATA_DIR/conv_val" --config configs/default/conversations.yaml --seed 1 --limit 40
 stage mllm_train "$PY" -m text4seg.mllm.full_train --config configs/default/mllm_train.yaml \
     --model-path "$RUN_DIR/vision/model" --head-path "$RUN_DIR/vision/patch_head.safetensors" \
     --data "$DATA_DIR/conv_train" --output-dir "$RUN_DIR/mllm" $(steps "${MLLM_STEPS:-}")
@@ -63,4 +66,4 @@ wait "$REFINER_PID"
 "$PY" -c 'import json, sys; print(json.dumps({"train_images": int(sys.argv[1]), "val_images": int(sys.argv[2]), "train_data": "data_builders.synthetic, train fonts, seed 100", "val_data": "data_builders.synthetic, eval fonts (held out), seed 4242"}))' \
     "$N_TRAIN" "$N_VAL" > "$RUN_DIR/training.json"
 "$PY" -m text4seg.default_package package --mllm "$RUN_DIR/mllm/model" --refiner "$RUN_DIR/refiner/refiner.safetensors" \
-    --val-data "$DATA_DIR/synth_val" --stages "$STAGES" --training "$RUN_DIR/training.json" --out "$OUT"
+    --val-data "$DATA_DIR/synth_val" --conv-val "$DATA_DIR/conv_val" --stages "$STAGES" --training "$RUN_DIR/training.json" --out "$OUT"

@@ -174,6 +174,19 @@ def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
         yaml.safe_load(line)["step"] for line in (tmp_path / "mllm" / "log.jsonl").read_text().splitlines()
     ]
     assert logged == [2, 4, 6]
+    # The own-vs-shuffled image loss probe runs on the trained checkpoint and its chat rows.
+    import datasets
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from text4seg.default_eval import teacher_forced_gap
+
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "mllm" / "model")
+    processor = AutoProcessor.from_pretrained(tmp_path / "mllm" / "model")
+    gap = teacher_forced_gap(model, processor, datasets.load_from_disk(str(conv)), limit=6, batch_size=4)
+    assert gap["n_rows"] == 6
+    losses = gap["answer_loss"]
+    assert np.isfinite(losses["own_image"]) and losses["own_image"] > 0
+    assert losses["own_image"] != losses["shuffled_image"]  # the image reaches the answer's loss at all
 
 
 def test_answer_text_grid_reads_the_answer():

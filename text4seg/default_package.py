@@ -87,6 +87,23 @@ def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffl
     return evaluate_default(model, processor, refiner, load_synthetic(val_data), settings)
 
 
+def image_dependence(out: Path, *, conv_val: str, rows: int = 32) -> dict:
+    """Teacher-forced answer loss with own vs shuffled images, per segmentation task (see default_eval)."""
+    import datasets
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from text4seg.default_eval import teacher_forced_gap
+
+    model = AutoModelForImageTextToText.from_pretrained(out / "mllm").eval()
+    processor = AutoProcessor.from_pretrained(out / "mllm")
+    data = datasets.load_from_disk(conv_val)
+    report = {}
+    for task in ("scene_text", "referring"):
+        subset = data.filter(lambda t, task=task: t == task, input_columns="task")
+        report[task] = teacher_forced_gap(model, processor, subset, limit=rows)
+    return report
+
+
 def read_jsonl(path: str | Path | None) -> list[dict]:
     """Rows of a JSON-lines file (the build script's stage timings); [] when no path is given."""
     if path is None:
@@ -117,6 +134,8 @@ def package(args: argparse.Namespace) -> dict:
         out, val_data=args.val_data, limit=args.check_images, threads=args.threads, shuffled=False
     )
     check["val_seed"], check["val_config"] = args.val_seed, args.val_config
+    if args.conv_val:
+        metrics["teacher_forced"] = image_dependence(out, conv_val=args.conv_val)
     extra = json.loads(Path(args.training).read_text()) if args.training else {}
     training = {**extra, "stages": read_jsonl(args.stages)}
     return write_manifest(out, sizes=sizes, metrics=metrics, training=training, check=check)
@@ -134,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument("--mllm", required=True, help="trained MLLM save_pretrained folder")
     pack.add_argument("--refiner", required=True, help="trained refiner .safetensors")
     pack.add_argument("--val-data", required=True, help="held-out synthetic Arrow set (eval fonts, own seed)")
+    pack.add_argument("--conv-val", help="chat rows of the validation images (own-vs-shuffled image loss)")
     pack.add_argument("--stages", help="JSON lines of stage commands and timings (from the build script)")
     pack.add_argument("--training", help="JSON with data sizes / notes to record in the manifest")
     pack.add_argument("--limit", type=int, help="measure on the first N validation images only")

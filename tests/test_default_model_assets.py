@@ -1,0 +1,64 @@
+"""The shipped default model: complete, small, loadable offline, and it reproduces its manifest's figures."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from text4seg.default_model import DEFAULT_ROOT, locate_default_model
+from text4seg.default_package import INFERENCE_FIELDS, MAX_TOTAL_MB, folder_mb
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def default():
+    return locate_default_model(DEFAULT_ROOT)
+
+
+def test_assets_are_complete_and_small(default):
+    assert folder_mb(default.root / "mllm") + folder_mb(default.root / "refiner") <= MAX_TOTAL_MB
+    for key, value in INFERENCE_FIELDS.items():
+        assert default.manifest[key] == value, key
+    metrics = default.manifest["metrics"]
+    assert metrics["n_images"] >= 100
+    for part in ("coarse", "refined", "oracle"):
+        assert 0.0 <= metrics[part]["fgIoU"] <= 1.0 and 0.0 <= metrics[part]["F"] <= 1.0
+    # The refiner must improve on the coarse mask it is given, or it is not worth shipping.
+    assert metrics["refined"]["fgIoU"] > metrics["coarse"]["fgIoU"]
+    stages = {s["stage"] for s in default.manifest["training"]["stages"]}
+    assert {"vision_pretrain", "mllm_train", "refiner_train"} <= stages
+
+
+def test_mllm_reads_the_image(default):
+    # On its own image the MLLM's grid must beat the grid it gives for a different image by a margin.
+    coarse = default.manifest["metrics"]["coarse"]
+    assert coarse["grid_IoU"] > coarse["shuffled_grid_IoU"] + 0.1
+
+
+def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from data_builders.synthetic import SyntheticConfig
+    from data_builders.synthetic.build import build
+    from stsam_refiner.build import load_refiner
+    from text4seg.default_eval import EvalSettings, evaluate_default
+
+    check = default.manifest["check"]
+    config = SyntheticConfig.from_yaml(REPO / check["val_config"])
+    rows = build(config, n=check["n_images"], out=tmp_path / "val", seed=check["val_seed"], workers=1)
+    model = AutoModelForImageTextToText.from_pretrained(default.mllm, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(default.mllm)
+    refiner, report = load_refiner(default.refiner)
+    assert not report.missing
+    settings = EvalSettings(
+        grid=tuple(default.grid), grid_rule=default.grid_rule,
+        grid_threshold=default.manifest["grid_threshold"], shuffled_control=False,
+    )  # fmt: skip
+    scores = evaluate_default(model, processor, refiner, rows, settings)
+    assert scores["n_images"] == check["n_images"]
+    for part, key in (("coarse", "grid_IoU"), ("coarse", "fgIoU"), ("refined", "fgIoU"), ("refined", "F")):
+        assert scores[part][key] == pytest.approx(check[part][key], abs=0.02), (part, key)
+    assert np.isclose(scores["oracle"]["fgIoU"], check["oracle"]["fgIoU"], atol=1e-3)
