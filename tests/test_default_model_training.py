@@ -222,3 +222,25 @@ def test_copy_assets_enforces_the_size_limit(tiny_base, tmp_path):
     refiner.write_bytes(b"x" * (41 * 2**20))
     with pytest.raises(ValueError, match="MB > 40.0 MB"):
         copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets2")
+
+
+def test_weighted_answer_loss_weights_only_foreground_run_starts(tiny_base):
+    from transformers import AutoProcessor
+
+    from text4seg.mllm.full_train import run_start_ids, weighted_answer_loss
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_base).tokenizer
+    ids = run_start_ids(tokenizer)
+    answer = "ok\n<seg>others *4\n others *1| text *3\n text *4\n</seg>"
+    labels = torch.tensor([tokenizer(answer)["input_ids"]])
+    torch.manual_seed(0)
+    logits = torch.randn(1, labels.shape[1], len(tokenizer))
+    plain = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:])
+    assert float(weighted_answer_loss(logits, labels, ids, 1.0)) == pytest.approx(float(plain), rel=1e-5)
+    # Weighting the two "text" run starts moves the loss toward their own mean cross-entropy.
+    token_loss = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], reduction="none")
+    text_id = tokenizer.convert_tokens_to_ids("text")
+    starts = [i for i in range(1, labels.shape[1]) if labels[0, i] == text_id]
+    assert len(starts) == 2
+    expected = (token_loss.sum() + 4 * token_loss[[i - 1 for i in starts]].sum()) / (len(token_loss) + 8)
+    assert float(weighted_answer_loss(logits, labels, ids, 5.0)) == pytest.approx(float(expected), rel=1e-5)

@@ -57,6 +57,9 @@ class FullTrainConfig:
     """Weight of the per-cell text loss (scene-text rows only)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
+    foreground_label_weight: float = 1.0
+    """Cross-entropy weight of the first token of each foreground run's label (1: plain next-token loss;
+    > 1 counters the background prior of greedy decoding)."""
     warmup_steps: int = 50
     """Linear warm-up steps, then cosine decay to 10%."""
     max_length: int = 1024
@@ -140,6 +143,36 @@ def task_batches(tasks: list[str], weights: dict[str, float], *, batch_size: int
         yield [int(i) for i in rng.choice(by_task[task], size=batch_size)]
 
 
+def run_start_ids(tokenizer) -> dict[str, int]:
+    """Token ids around descriptor runs: what precedes a run's label, and what is not a foreground label."""
+    from text4seg.codec import BACKGROUND
+
+    ids = {name: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(piece)[0])
+           for name, piece in (("open", "<seg>"), ("row", "\n "), ("sep", "| "), ("close", "</seg>"),
+                               ("background", BACKGROUND))}  # fmt: skip
+    return ids
+
+
+def weighted_answer_loss(logits, labels, ids: dict[str, int], foreground_weight: float):
+    """Next-token cross-entropy over answer tokens, with weight ``foreground_weight`` on the first token
+    of every foreground run's label (the token after ``<seg>``, a row break or ``| `` that is neither
+    the background label nor ``</seg>``): a class weight against the background prior, which otherwise
+    makes greedy decoding answer all-background whenever the image evidence is less than certain."""
+    import torch
+    import torch.nn.functional as F
+
+    logits, target = logits[:, :-1].float(), labels[:, 1:]
+    valid = target != -100
+    previous = labels[:, :-1]
+    starts = (previous == ids["open"]) | (previous == ids["row"]) | (previous == ids["sep"])
+    foreground = starts & valid & (target != ids["background"]) & (target != ids["close"])
+    weight = torch.where(foreground, foreground_weight, 1.0) * valid
+    token_loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.clamp(min=0).reshape(-1), reduction="none"
+    )
+    return (token_loss * weight.reshape(-1)).sum() / weight.sum().clamp(min=1.0)
+
+
 class _Trainer:
     """Model, head, data and optimizer of one run."""
 
@@ -164,6 +197,7 @@ class _Trainer:
         self.head.load_state_dict(head_state)
         self.rows = datasets.load_from_disk(cfg.data)
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
+        self.run_starts = run_start_ids(self.processor.tokenizer)
         self.features = {}
         self.model.model.vision_tower.register_forward_hook(self._keep_features)
         self.optimizer = self._optimizer(cfg)
@@ -205,15 +239,17 @@ class _Trainer:
                 targets[i], weights[i] = torch.from_numpy(grid), 1.0
         return batch, targets, weights
 
-    def loss(self, batch, targets, weights, aux_weight: float):
+    def loss(self, batch, targets, weights, cfg: FullTrainConfig):
         import torch.nn.functional as F
 
+        labels = batch.pop("labels")
         out = self.model(**batch)
+        lm = weighted_answer_loss(out.logits, labels, self.run_starts, cfg.foreground_label_weight)
         logits = self.head(self.features.pop("patches"))
         grid = patch_logits_to_grid(logits, patches_per_side=self.n, cells_per_patch=self.k)
         per_row = F.binary_cross_entropy_with_logits(grid, targets, reduction="none").mean(dim=(1, 2))
         aux = (per_row * weights).sum() / weights.sum().clamp(min=1.0)
-        return out.loss + aux_weight * aux, out.loss.detach(), aux.detach()
+        return lm + cfg.aux_weight * aux, lm.detach(), aux.detach()
 
     def save(self, out: Path, step: int) -> None:
         import torch
@@ -257,7 +293,7 @@ def train_full(cfg: FullTrainConfig) -> dict:
             group["lr"] = group["base_lr"] * _lr_factor(cfg, step - 1)
         batch, targets, weights = run.batch(next(batches))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            total, lm, aux = run.loss(batch, targets, weights, cfg.aux_weight)
+            total, lm, aux = run.loss(batch, targets, weights, cfg)
         total.backward()
         torch.nn.utils.clip_grad_norm_(run.params, 1.0)
         run.optimizer.step()
