@@ -104,7 +104,11 @@ def run(args) -> dict:
             meters[mode].update(to_global(out.label_map(), classes), scene.label_map)
         print(
             f"image {i + 1}/{args.images}: "
-            + ", ".join(f"{m} {stats[m]['points'][-1]} pts {stats[m]['cpu'][-1]:.2f}s" for m in MODES[:4]),
+            + ", ".join(
+                f"{m} {stats[m]['points'][-1]} pts {stats[m]['cpu'][-1]:.2f}s"
+                for m in args.modes
+                if m != "coarse"
+            ),
             flush=True,
         )
     return {
