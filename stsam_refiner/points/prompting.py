@@ -47,7 +47,8 @@ def sample_from_prob(prob: np.ndarray, cfg: SamplingConfig, rng: np.random.Gener
     else:
         chosen = np.argsort(-flat, kind="stable")[:count]
     if len(chosen) < cfg.min_points:  # top up with the most probable points not yet chosen
-        rest = [i for i in np.argsort(-flat, kind="stable") if i not in set(chosen.tolist())]
+        taken = set(chosen.tolist())
+        rest = [i for i in np.argsort(-flat, kind="stable") if i not in taken]
         chosen = np.concatenate([chosen, rest[: cfg.min_points - len(chosen)]]).astype(np.int64)
     if cfg.max_points is not None and len(chosen) > cfg.max_points:
         chosen = chosen[np.argsort(-flat[chosen], kind="stable")[: cfg.max_points]]
