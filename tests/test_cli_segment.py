@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints
 
 from text4seg.cli import main
+from text4seg.mllm.generate import CoarseMaskResult
 
 torch.set_num_threads(1)
 
@@ -72,7 +74,41 @@ def test_refine_mode_option_is_checked_against_the_registry(tmp_path, capsys):
     Image.fromarray(random_image(20, 20)).save(tmp_path / "img.png")
     base = ["segment", str(tmp_path / "img.png"), "--out", str(tmp_path / "out"), *_model_args()]
     assert main([*base, "--refine-mode", "sparkles"]) == 2
-    assert "refine_mode 'sparkles' not in ['none', 'stsam']" in capsys.readouterr().err
+    assert (
+        "refine_mode 'sparkles' not in ['grid', 'none', 'random', 'stsam', 'text4seg', 'tspp']"
+        in capsys.readouterr().err
+    )
     assert main([*base, "--refine-mode", "none"]) == 0
     record = json.loads((tmp_path / "out" / "img.json").read_text())
     assert record["refined_labels"] == [] and record["refined_area"] == record["coarse_area"]
+
+
+def test_point_refinement_modes_are_wired_through_the_cli(tmp_path, capsys, monkeypatch):
+    import stsam_refiner.points.pipeline_hook as hook
+    from stsam_refiner.points.train_sam import PointSamTrainConfig, save_point_sam
+    from stsam_refiner.sam_backbone import SAM_ARCHS, sam_from_arch
+
+    torch.manual_seed(0)
+    sam_path = tmp_path / "sam.safetensors"
+    save_point_sam(
+        sam_from_arch(SAM_ARCHS["tiny"], 64), sam_path, step=0, cfg=PointSamTrainConfig(image_size=64)
+    )
+    calls = []
+    real = hook._refine
+    monkeypatch.setattr(
+        hook, "_refine", lambda p, r, mode: calls.append((mode, sorted(r.grids))) or real(p, r, mode)
+    )
+    grid = [["text", "text", "others", "others"]] + [["others"] * 4] * 3
+    answer = CoarseMaskResult(text="", grid=grid, labels=["others", "text"], repairs=[], masks={},
+                              num_tokens=1, seconds=0.0)  # fmt: skip
+    monkeypatch.setattr("text4seg.mllm.generate.segment", lambda *a, **k: answer)
+    Image.fromarray(random_image(48, 48, 4)).save(tmp_path / "img.png")
+    base = ["segment", str(tmp_path / "img.png"), "--out", str(tmp_path / "out"), *_model_args()]
+    assert main([*base, "--refine-mode", "grid"]) == 2
+    assert "--refine-mode grid needs --points-config" in capsys.readouterr().err
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "points" / "tspp.yaml")
+    code = main([*base, "--refine-mode", "grid", "--points-config", config, "--points-sam", str(sam_path)])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "out" / "img.json").read_text())
+    assert calls == [("grid", ["text"])] and record["refined_labels"] == ["text"]
+    assert (tmp_path / "out" / "img.mask.png").is_file()

@@ -57,8 +57,8 @@ def test_config_checks_name_the_values():
         PipelineConfig(grid=(0, 16))
     with pytest.raises(ValueError, match="'bilinear'"):
         PipelineConfig(grid_rule="bilinear")
-    with pytest.raises(ValueError, match="'tspp'"):
-        PipelineConfig(refine_mode="tspp")
+    with pytest.raises(ValueError, match="'sparkles'"):
+        PipelineConfig(refine_mode="sparkles")
     cfg = PipelineConfig.from_dict({"grid": [8, 12], "grid_rule": "area", "training_minutes": 90})
     assert cfg.grid == (8, 12) and cfg.grid_rule == "area"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
 from text4seg.codec import BACKGROUND, encode_rrle
 from text4seg.masks import GRID_RULES, upsample_grid
 from text4seg.metrics import mask_box
@@ -32,6 +33,9 @@ REFINE_MODES: dict[str, str] = {
     "stsam": "text4seg.pipeline:refine_stsam",
     "none": "text4seg.pipeline:refine_none",
 }
+# SAM-MI sparse points (tspp, grid, random) and Text4Seg's point refiner; they need a point refiner
+# attached with stsam_refiner.points.pipeline_hook.attach_point_refiner (CLI: --points-config).
+REFINE_MODES.update(POINT_REFINE_MODES)
 DESCRIPTION_SOURCES = ("none", "query", "mllm")
 
 

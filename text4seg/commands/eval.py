@@ -74,6 +74,7 @@ def _model_settings(args: argparse.Namespace) -> dict:
         "refiner_files": _fingerprint(Path(refiner)) if refiner and Path(refiner).exists() else None,
         "sam_checkpoint": args.sam_checkpoint,
         "refine_mode": args.refine_mode,
+        "points": [args.points_config, args.points_sam, args.points_prompter],
     }
 
 

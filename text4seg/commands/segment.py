@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
+
 
 def grid_size(text: str) -> tuple[int, int]:
     """argparse type: "16" or "16x24" → (16, 16) / (16, 24)."""
@@ -46,6 +48,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--refine-mode", default=None, help="key of text4seg.pipeline.REFINE_MODES (default: the model's)"
     )
+    points = parser.add_argument_group("point refinement (refine modes tspp, grid, random, text4seg)")
+    points.add_argument("--points-config", help="PointsConfig YAML (configs/points/tspp.yaml)")
+    points.add_argument("--points-sam", help="SAM checkpoint for point prompts (train_sam output)")
+    points.add_argument("--points-prompter", help="TSPP prompter checkpoint (needed by mode tspp)")
 
 
 def pipeline_from_args(args: argparse.Namespace):
@@ -60,9 +66,30 @@ def pipeline_from_args(args: argparse.Namespace):
     pipeline = Text4SegPipeline.from_pretrained(
         model=args.model, refiner=refiner, sam_checkpoint=args.sam_checkpoint
     )
-    if args.refine_mode is not None:  # replace() re-checks the mode against REFINE_MODES
-        pipeline.config = dataclasses.replace(pipeline.config, refine_mode=args.refine_mode)
+    mode = args.refine_mode
+    if args.points_config:
+        config_mode = _attach_points(pipeline, args)
+        mode = mode or config_mode
+    elif mode in POINT_REFINE_MODES:
+        raise ValueError(f"--refine-mode {mode} needs --points-config and --points-sam")
+    if mode is not None:  # replace() re-checks the mode against REFINE_MODES
+        pipeline.config = dataclasses.replace(pipeline.config, refine_mode=mode)
     return pipeline
+
+
+def _attach_points(pipeline, args: argparse.Namespace) -> str:
+    """Give the pipeline the point refiner the options describe; returns the config's mode."""
+    from stsam_refiner.points.config import PointsConfig
+    from stsam_refiner.points.pipeline_hook import attach_point_refiner, build_point_refiner
+
+    if not args.points_sam:
+        raise ValueError("--points-config needs --points-sam (a SAM checkpoint for point prompts)")
+    cfg = PointsConfig.from_yaml(args.points_config)
+    refiner = build_point_refiner(
+        cfg, sam_checkpoint=args.points_sam, prompter_checkpoint=args.points_prompter
+    )
+    attach_point_refiner(pipeline, refiner)
+    return cfg.mode
 
 
 def call_kwargs(args: argparse.Namespace) -> dict:
