@@ -55,7 +55,7 @@ class VisionPretrainConfig:
     pos_weight: float = 2.0
     """BCE weight of text cells (text covers ~10-20% of cells)."""
     val_images: int = 200
-    """Images held out of the training rows to report cell IoU on."""
+    """Images held out of the training rows to report cell IoU on (at most a fifth of the rows)."""
     max_images: int = 0
     """Use at most this many rows (0: all)."""
     save_every: int = 250
@@ -203,8 +203,9 @@ class _Run:
             "rule": cfg.grid_rule,
             "threshold": cfg.threshold,
         }
-        self.val = PatchGridData(rows=rows.select(order[: cfg.val_images]), **data)
-        self.train = PatchGridData(rows=rows.select(order[cfg.val_images :]), **data)
+        n_val = min(cfg.val_images, max(1, len(rows) // 5))  # small smoke-test corpora keep 80% for training
+        self.val = PatchGridData(rows=rows.select(order[:n_val]), **data)
+        self.train = PatchGridData(rows=rows.select(order[n_val:]), **data)
         params = list(self.tower.parameters()) + list(self.head.parameters())
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
