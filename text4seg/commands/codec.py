@@ -10,21 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from text4seg.codec import FORMATS, format_answer
+from text4seg.commands import grid_size
 from text4seg.masks import GRID_RULES, descriptor_from_mask, upsample_grid
 from text4seg.parser import parse_answer
 
 DEMO_SENTENCE = "Sure, here is the segmentation mask for 'text':"
-
-
-def _grid_size(text: str) -> tuple[int, int]:
-    h, _, w = text.lower().partition("x")
-    try:
-        size = (int(h), int(w or h))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"grid size must look like 16 or 16x24, got {text!r}") from None
-    if min(size) < 1:
-        raise argparse.ArgumentTypeError(f"grid size must be positive, got {text!r}")
-    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,18 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enc = sub.add_parser("encode", help="a mask image (nonzero = foreground) → an answer string")
     enc.add_argument("mask", type=Path)
     enc.add_argument("--label", default="text", help="foreground label (default: text)")
-    enc.add_argument("--grid", type=_grid_size, default=(16, 16), help="HxW patches (default 16)")
+    enc.add_argument("--grid", type=grid_size, default=(16, 16), help="HxW patches (default 16)")
     enc.add_argument("--rule", choices=GRID_RULES, default="nearest")
     enc.add_argument("--threshold", type=float, default=0.5, help="area-rule foreground fraction")
     enc.add_argument("--format", choices=sorted(FORMATS), default="rrle")
     dec = sub.add_parser("decode", help="a model answer (file or - for stdin) → mask PNG + repairs JSON")
     dec.add_argument("answer", help="text file with the answer, or - to read stdin")
-    dec.add_argument("--grid", type=_grid_size, default=(16, 16))
-    dec.add_argument("--size", type=_grid_size, default=None, help="output mask HxW (default: the grid)")
+    dec.add_argument("--grid", type=grid_size, default=(16, 16))
+    dec.add_argument("--size", type=grid_size, default=None, help="output mask HxW (default: the grid)")
     dec.add_argument("--out", type=Path, required=True, help="output folder")
     demo = sub.add_parser("demo", help="encode and decode the text in a real photo (skimage's 'text')")
     demo.add_argument("--out", type=Path, default=Path("outputs/codec_demo"))
-    demo.add_argument("--grid", type=_grid_size, default=(16, 16))
+    demo.add_argument("--grid", type=grid_size, default=(16, 16))
 
 
 def _load_mask(path: Path) -> np.ndarray:

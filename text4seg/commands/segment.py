@@ -20,18 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
-
-
-def grid_size(text: str) -> tuple[int, int]:
-    """argparse type: "16" or "16x24" → (16, 16) / (16, 24)."""
-    h, _, w = text.lower().partition("x")
-    try:
-        size = (int(h), int(w or h))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"grid size must look like 16 or 16x24, got {text!r}") from None
-    if min(size) < 1:
-        raise argparse.ArgumentTypeError(f"grid size must be positive, got {text!r}")
-    return size
+from text4seg.commands import grid_size
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
