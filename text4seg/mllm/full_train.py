@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid
+from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, warmup_cosine
 
 TASK_NAMES = ("scene_text", "referring", "describe")
 
@@ -262,13 +262,6 @@ class _Trainer:
         torch.save({"optimizer": self.optimizer.state_dict(), "step": step}, out / "state.pt")
 
 
-def _lr_factor(cfg: FullTrainConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def train_full(cfg: FullTrainConfig) -> dict:
     """Run (or resume) stage 2 up to ``cfg.steps``; returns the last logged record."""
     import torch
@@ -290,7 +283,9 @@ def train_full(cfg: FullTrainConfig) -> dict:
     record: dict = {}
     for step in tqdm(range(run.start + 1, cfg.steps + 1), desc="mllm", initial=run.start, total=cfg.steps):
         for group in run.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * _lr_factor(cfg, step - 1)
+            group["lr"] = group["base_lr"] * warmup_cosine(
+                step - 1, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps
+            )
         batch, targets, weights = run.batch(next(batches))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             total, lm, aux = run.loss(batch, targets, weights, cfg)

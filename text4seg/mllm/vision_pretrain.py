@@ -143,14 +143,16 @@ def cell_iou(logits, targets) -> float:
     return 1.0 if union == 0 else (pred & gt).sum().item() / union
 
 
-def _schedule(cfg: VisionPretrainConfig):
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """LR factor for 0-based ``step``: linear warm-up, then cosine decay to 10% (both default-model stages)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return factor
+
+def _schedule(cfg: VisionPretrainConfig):
+    return lambda step: warmup_cosine(step, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps)
 
 
 @dataclass(kw_only=True)
