@@ -164,3 +164,49 @@ def test_launcher_trains_with_two_processes(tmp_path):
     assert len(lines) == 1 and json.loads(lines[0])["step"] == 2  # only rank 0 reports
     loaded, report = load_refiner(out / "refiner.safetensors", text_encoder=text_encoder())
     assert report.missing == [] and loaded.cfg.sam.image_size == 128
+
+
+def test_extend_init_adds_an_image_stem_without_changing_outputs(tmp_path):
+    """A checkpoint trained without ``hr_head.image_stem`` loads into a model with it: the stem is the
+    only new module, outputs are unchanged at the start, and training then moves the stem."""
+    import yaml
+
+    torch.manual_seed(2)
+    plain, _ = build_refiner(small_refiner_config(), text_encoder=text_encoder())
+    randomize_zero_params(plain)
+    plain.eval()
+    save_refiner(plain, tmp_path / "plain.safetensors")
+    stem_cfg = small_refiner_config(hr_head={"image_stem": 4})
+    extended, report = load_refiner(
+        tmp_path / "plain.safetensors", text_encoder=text_encoder(), config=stem_cfg
+    )
+    assert (
+        report.unexpected == []
+        and report.missing
+        and all(k.startswith("hr_head.stem.") for k in report.missing)
+    )
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.equal(_run(plain, batch).hr_logits, _run(extended, batch).hr_logits)
+
+    data = tmp_path / "data"
+    tiny_text_dataset(4, size=96).save_to_disk(str(data))
+    model_yaml = tmp_path / "stem.yaml"
+    model_yaml.write_text(yaml.safe_dump(stem_cfg.to_dict()))
+    cfg = TrainConfig(
+        model_config=str(model_yaml), data=str(data), output_dir=str(tmp_path / "out"),
+        init_checkpoint=str(tmp_path / "plain.safetensors"), extend_init=True,
+        steps=2, batch_size=2, lr=1e-3, warmup_steps=1, threads=1,
+    )  # fmt: skip
+    result = train(cfg)
+    trained, report = load_refiner(result.checkpoint, text_encoder=text_encoder())
+    assert report.missing == [] and trained.cfg.hr_head.image_stem == 4
+    assert trained.hr_head.stem[-1].weight.abs().sum() > 0  # the zero-initialised output conv trained
+
+    # A model with no place for a checkpoint's weights is an error, not a silent drop.
+    stem_ckpt = tmp_path / "stem.safetensors"
+    save_refiner(trained, stem_ckpt)
+    cfg.init_checkpoint, cfg.output_dir = str(stem_ckpt), str(tmp_path / "out2")
+    model_yaml.write_text(yaml.safe_dump(small_refiner_config().to_dict()))
+    with pytest.raises(ValueError, match="no place for"):
+        train(cfg)
