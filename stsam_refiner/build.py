@@ -101,17 +101,14 @@ def load_refiner(
     *,
     sam_checkpoint: str | None = None,
     text_encoder: FrozenTextEncoder | None = None,
-    config: RefinerConfig | None = None,
 ) -> tuple[STSAMRefiner, LoadReport]:
     """Rebuild from the stored config (optionally pointing at another SAM checkpoint) and load.
 
-    ``config`` builds that architecture instead of the stored one (to extend a trained model with
-    new modules, which keep their initialisation). The report's ``missing`` lists keys that neither
-    the stored file nor a base checkpoint gave; tensors whose shapes differ raise.
+    The report's ``missing`` lists keys that neither the stored file nor a base checkpoint gave.
     """
     from safetensors.torch import load_file
 
-    cfg = config if config is not None else read_refiner_config(path)
+    cfg = read_refiner_config(path)
     if sam_checkpoint is not None:
         cfg.sam.checkpoint = sam_checkpoint
     model, built = build_refiner(cfg, text_encoder=text_encoder)

@@ -186,18 +186,10 @@ class HRHeadConfig:
     use_image: bool = True
     """Also feed the full-resolution image (pixel-unshuffled to the decoder's resolution): thin
     strokes are finer than SAM's 4× grid (ENVIRONMENT.md's experiment)."""
-    image_stem: int = 0
-    """Width of a full-resolution conv stem on the image whose features are added to the upsampled
-    decoder features (0: none). Its last conv starts at zero, so a checkpoint trained without it
-    loads into a model with it unchanged (``stsam_refiner.train``'s ``extend_init``)."""
 
     def __post_init__(self) -> None:
         if self.channels < 1:
             raise ValueError(f"hr_head.channels {self.channels} must be >= 1")
-        if self.image_stem < 0:
-            raise ValueError(f"hr_head.image_stem {self.image_stem} must be >= 0")
-        if self.image_stem and not self.use_image:
-            raise ValueError("hr_head.image_stem needs hr_head.use_image")
 
 
 @dataclass

@@ -9,8 +9,6 @@ Choices made here (docs/refiner.md):
 - ``use_image``: the normalised full-resolution image is pixel-unshuffled (4×4 blocks → 48
   channels at 4e×4e) and concatenated to the decoder features, so the transposed convs can place
   stroke edges finer than SAM's 4e grid. ENVIRONMENT.md's experiment: this is what lifts thin strokes.
-- ``image_stem``: optionally, two 3×3 convs on the image at full resolution, added to the upsampled
-  features (zero-initialised output, so the head computes the same function until it trains).
 - The bilinearly upsampled low-res logits are added to the head's output, whose last conv starts at
   zero: at initialisation the HR logits are SAM's mask, upsampled.
 """
@@ -87,18 +85,6 @@ class HRHead(nn.Module):
             if i < 3:
                 layers.append(nn.GELU())
         self.refine = nn.Sequential(*layers)
-        self.stem = None
-        if cfg.image_stem:
-            # Two 3×3 convs on the full-resolution pixels: stroke edges at pixel precision.
-            self.stem = nn.Sequential(
-                nn.Conv2d(3, cfg.image_stem, kernel_size=3, padding=1),
-                nn.GELU(),
-                nn.Conv2d(cfg.image_stem, cfg.image_stem, kernel_size=3, padding=1),
-                nn.GELU(),
-                nn.Conv2d(cfg.image_stem, ch, kernel_size=1),
-            )
-            nn.init.zeros_(self.stem[-1].weight)
-            nn.init.zeros_(self.stem[-1].bias)
         # Zero features at init → the HR output starts as SAM's upsampled mask.
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
@@ -120,10 +106,7 @@ class HRHead(nn.Module):
             if images.shape[-1] != side:
                 raise ValueError(f"HR head: image side {images.shape[-1]} != 4 × mask side {side}")
             x = torch.cat([x, F.pixel_unshuffle(images, _UNSHUFFLE)], dim=1)
-        feats = self.upsample(x)
-        if self.stem is not None:
-            feats = feats + self.stem(images)
-        feats = self.refine(feats)
+        feats = self.refine(self.upsample(x))
         weights = self.hypernet(mask_token)
         logits = torch.einsum("bc,bchw->bhw", weights, feats).unsqueeze(1)
         base = F.interpolate(low_res_logits, size=feats.shape[-2:], mode="bilinear", align_corners=False)

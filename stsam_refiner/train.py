@@ -39,10 +39,6 @@ class TrainConfig:
     """Where checkpoints, optimizer state and the loss log go."""
     init_checkpoint: str | None = None
     """Project checkpoint to start from instead of a fresh model."""
-    extend_init: bool = False
-    """With ``init_checkpoint``: build ``model_config`` and load the checkpoint's weights into it;
-    modules the checkpoint lacks (e.g. a new ``hr_head.image_stem``) keep their initialisation.
-    Weights the new model has no place for are an error."""
     steps: int = 1000
     """Optimizer steps in total (a resumed run continues up to this number)."""
     batch_size: int = 4
@@ -143,17 +139,6 @@ def _initial_model(cfg: TrainConfig, out: Path):
     if (out / "refiner.safetensors").exists() and (out / "state" / "trainer.json").exists():
         model, _ = load_refiner(out / "refiner.safetensors")
         return model, json.loads((out / "state" / "trainer.json").read_text())
-    if cfg.init_checkpoint and cfg.extend_init:
-        config = RefinerConfig.from_yaml(resolve_path(cfg.model_config))
-        model, report = load_refiner(cfg.init_checkpoint, config=config)
-        if report.unexpected:
-            raise ValueError(
-                f"{cfg.model_config} has no place for {report.unexpected} of {cfg.init_checkpoint}"
-            )
-        print(
-            f"extended {cfg.init_checkpoint}: new modules {sorted({k.rsplit('.', 2)[0] for k in report.missing})}"
-        )
-        return model, None
     if cfg.init_checkpoint:
         return load_refiner(cfg.init_checkpoint)[0], None
     model, _ = build_refiner(RefinerConfig.from_yaml(resolve_path(cfg.model_config)))
@@ -257,11 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", help="output folder (overrides the config)")
     parser.add_argument("--model-config", help="RefinerConfig YAML (overrides the config)")
     parser.add_argument("--init-checkpoint", help="project checkpoint to start from")
-    parser.add_argument(
-        "--extend-init",
-        action="store_true",
-        help="build --model-config and load --init-checkpoint's weights into it (new modules keep their init)",
-    )
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -284,8 +264,6 @@ def main(argv: list[str] | None = None) -> None:
     ):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
-    if args.extend_init:
-        cfg.extend_init = True
     if args.description_column is not None:
         cfg.description_column = args.description_column or None
     if args.coarse_source:

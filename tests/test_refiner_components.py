@@ -162,8 +162,6 @@ def test_text_prompts_yaml_has_sentences():
         (lambda: RefinerConfig(text_prompt=TextPromptConfig(enabled=False)), "alignment"),
         (lambda: RefinerConfig.from_dict({"sam": {"bogus": 1}}), "bogus"),
         (lambda: CoarseConfig(drop_prob=1.5), "1.5"),
-        (lambda: HRHeadConfig(image_stem=-1), "image_stem"),
-        (lambda: HRHeadConfig(image_stem=8, use_image=False), "use_image"),
     ],
 )
 def test_configs_reject_bad_values(make, message):
