@@ -96,9 +96,13 @@ def test_every_default_yaml_parses():
     )
     refiner = RefinerTrainConfig.from_yaml(folder / "refiner_train.yaml")
     assert refiner.coarse.grid == INFERENCE_FIELDS["grid"][0] and refiner.description_column is None
-    assert set(yaml.safe_load((folder / "mllm_train.yaml").read_text())) <= set(
-        FullTrainConfig.__dataclass_fields__
-    )
+    for name in ("mllm_train.yaml", "mllm_continue.yaml"):
+        assert set(yaml.safe_load((folder / name).read_text())) <= set(FullTrainConfig.__dataclass_fields__)
+    # The continuation resumes the stage-2 run, so its step count is a total beyond stage 2's.
+    continued = FullTrainConfig.from_yaml(folder / "mllm_continue.yaml")
+    assert continued.steps > FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps
+    refiner_more = RefinerTrainConfig.from_yaml(folder / "refiner_continue.yaml")
+    assert refiner_more.coarse == refiner.coarse and refiner_more.description_column is None
 
 
 def test_task_batches_keep_one_task_per_batch():
