@@ -14,7 +14,28 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+
+class NestedConfig:
+    """YAML / dict round trip for a dataclass whose fields may be dataclasses (unknown keys raise)."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from nested plain dicts; unknown keys raise ``ValueError``."""
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Read a YAML file whose top level is this config's fields."""
+        import yaml
+
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(yaml.safe_load(f) or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists) that :meth:`from_dict` reads back."""
+        return _plain(dataclasses.asdict(self))
 
 
 @dataclass
@@ -215,7 +236,7 @@ class LossConfig:
 
 
 @dataclass
-class RefinerConfig:
+class RefinerConfig(NestedConfig):
     """The whole refiner; every component can be switched off for ablations."""
 
     sam: SamConfig = field(default_factory=SamConfig)
@@ -238,23 +259,6 @@ class RefinerConfig:
             raise ValueError("alignment.enabled needs text_prompt.enabled (it attends to the text tokens)")
         if self.adapter.parallel_text and not (self.adapter.enabled and self.text_prompt.enabled):
             raise ValueError("adapter.parallel_text needs adapter.enabled and text_prompt.enabled")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RefinerConfig:
-        """Build from nested plain dicts; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> RefinerConfig:
-        """Read a YAML file whose top level is this config's fields."""
-        import yaml
-
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples become lists) that :meth:`from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))
 
     @classmethod
     def plain_sam(cls, sam: SamConfig) -> RefinerConfig:

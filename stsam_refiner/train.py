@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from stsam_refiner.build import build_refiner, load_refiner, resolve_path, save_refiner
-from stsam_refiner.config import RefinerConfig, _from_dict
+from stsam_refiner.config import NestedConfig, RefinerConfig
 from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
 from stsam_refiner.loss import refiner_loss
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(NestedConfig):
     """One refiner training run."""
 
     model_config: str = "configs/refiner/tiny.yaml"
@@ -78,13 +78,6 @@ class TrainConfig:
         if self.save_every < 1 or self.log_every < 1:
             raise ValueError(f"save_every {self.save_every} and log_every {self.log_every} must be >= 1")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML file whose top level is this config's fields."""
-        import yaml
-
-        with open(path, encoding="utf-8") as f:
-            return _from_dict(cls, yaml.safe_load(f) or {})
 
 
 @dataclass

@@ -7,12 +7,9 @@ them and names the refinement mode. No torch import, so configs can be read anyw
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from stsam_refiner.config import _from_dict, _plain
+from stsam_refiner.config import NestedConfig
 
 SKELETON_METHODS = ("lee", "zhang")
 SAMPLERS = ("bernoulli", "multinomial", "top")
@@ -156,7 +153,7 @@ class Text4SegRefineConfig:
 
 
 @dataclass
-class PointsConfig:
+class PointsConfig(NestedConfig):
     """Sparse point refinement as a whole."""
 
     mode: str = "tspp"
@@ -178,19 +175,3 @@ class PointsConfig:
         if self.mode not in POINT_MODES:
             raise ValueError(f"points.mode {self.mode!r} not in {POINT_MODES}")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PointsConfig:
-        """Build from nested plain dicts; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> PointsConfig:
-        """Read a YAML file whose top level is this config's fields."""
-        import yaml
-
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict that :meth:`from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))

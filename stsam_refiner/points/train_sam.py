@@ -23,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stsam_refiner.config import NestedConfig
 from stsam_refiner.points.shapes import ShapeScene, make_scene
 
 
 @dataclass
-class PointSamTrainConfig:
+class PointSamTrainConfig(NestedConfig):
     """Point-prompt training of a small SAM."""
 
     variant: str = "tiny"
@@ -76,12 +77,6 @@ class PointSamTrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} outside [0, 1]")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> PointSamTrainConfig:
-        import yaml
-
-        with open(path, encoding="utf-8") as f:
-            return cls(**(yaml.safe_load(f) or {}))
 
 
 def prompt_targets(

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, warmup_cosine
+from text4seg.mllm.vision_pretrain import (
+    HEAD_NAME,
+    make_patch_head,
+    patch_logits_to_grid,
+    save_stage,
+    warmup_cosine,
+)
 
 TASK_NAMES = ("scene_text", "referring", "describe")
 
@@ -252,14 +258,14 @@ class _Trainer:
         return lm + cfg.aux_weight * aux, lm.detach(), aux.detach()
 
     def save(self, out: Path, step: int) -> None:
-        import torch
-        from safetensors.torch import save_file
-
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out / "model")
-        self.processor.save_pretrained(out / "model")
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, out / HEAD_NAME)
-        torch.save({"optimizer": self.optimizer.state_dict(), "step": step}, out / "state.pt")
+        save_stage(
+            out,
+            model=self.model,
+            processor=self.processor,
+            head=self.head,
+            optimizer=self.optimizer,
+            step=step,
+        )
 
 
 def train_full(cfg: FullTrainConfig) -> dict:

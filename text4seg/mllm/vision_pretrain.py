@@ -238,14 +238,27 @@ class _Run:
         return cell_iou(logits, self.val.grids)
 
     def save(self, out: Path, step: int) -> None:
-        import torch
-        from safetensors.torch import save_file
+        save_stage(
+            out,
+            model=self.model,
+            processor=self.processor,
+            head=self.head,
+            optimizer=self.optimizer,
+            step=step,
+        )
 
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out / "model")
-        self.processor.save_pretrained(out / "model")
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, out / HEAD_NAME)
-        torch.save({"optimizer": self.optimizer.state_dict(), "step": step}, out / "state.pt")
+
+def save_stage(out: Path, *, model, processor, head, optimizer, step: int) -> None:
+    """A resumable checkpoint of a default-model training stage: the LLaVA ``save_pretrained``
+    folder ``model/``, the per-patch head, and ``state.pt`` (optimizer state + step)."""
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out / "model")
+    processor.save_pretrained(out / "model")
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, out / HEAD_NAME)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, out / "state.pt")
 
 
 def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
