@@ -257,16 +257,6 @@ class _Trainer:
         aux = (per_row * weights).sum() / weights.sum().clamp(min=1.0)
         return lm + cfg.aux_weight * aux, lm.detach(), aux.detach()
 
-    def save(self, out: Path, step: int) -> None:
-        save_stage(
-            out,
-            model=self.model,
-            processor=self.processor,
-            head=self.head,
-            optimizer=self.optimizer,
-            step=step,
-        )
-
 
 def train_full(cfg: FullTrainConfig) -> dict:
     """Run (or resume) stage 2 up to ``cfg.steps``; returns the last logged record."""
@@ -309,7 +299,7 @@ def train_full(cfg: FullTrainConfig) -> dict:
                 "time": round(time.time() - started, 1),
             }
             if step % cfg.save_every == 0 or step == cfg.steps:
-                run.save(out, step)
+                save_stage(out, run, step)
             with open(out / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             window = []

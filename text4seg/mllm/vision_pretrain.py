@@ -237,28 +237,19 @@ class _Run:
         self.tower.train()
         return cell_iou(logits, self.val.grids)
 
-    def save(self, out: Path, step: int) -> None:
-        save_stage(
-            out,
-            model=self.model,
-            processor=self.processor,
-            head=self.head,
-            optimizer=self.optimizer,
-            step=step,
-        )
 
-
-def save_stage(out: Path, *, model, processor, head, optimizer, step: int) -> None:
-    """A resumable checkpoint of a default-model training stage: the LLaVA ``save_pretrained``
-    folder ``model/``, the per-patch head, and ``state.pt`` (optimizer state + step)."""
+def save_stage(out: Path, run, step: int) -> None:
+    """A resumable checkpoint of a default-model training stage (``run`` has ``model``, ``processor``,
+    ``head`` and ``optimizer``): the LLaVA ``save_pretrained`` folder ``model/``, the per-patch head,
+    and ``state.pt`` (optimizer state + step)."""
     import torch
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "model")
-    processor.save_pretrained(out / "model")
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, out / HEAD_NAME)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, out / "state.pt")
+    run.model.save_pretrained(out / "model")
+    run.processor.save_pretrained(out / "model")
+    save_file({k: v.contiguous() for k, v in run.head.state_dict().items()}, out / HEAD_NAME)
+    torch.save({"optimizer": run.optimizer.state_dict(), "step": step}, out / "state.pt")
 
 
 def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
@@ -294,7 +285,7 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
             record = {"step": step, "loss": logged[-1], "time": round(time.time() - started, 1)}
             if step % cfg.save_every == 0 or step == cfg.steps:
                 record["val_cell_iou"] = run.evaluate()
-                run.save(out, step)
+                save_stage(out, run, step)
             out.mkdir(parents=True, exist_ok=True)
             with open(out / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
