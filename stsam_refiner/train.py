@@ -79,7 +79,6 @@ class TrainConfig(NestedConfig):
             raise ValueError(f"save_every {self.save_every} and log_every {self.log_every} must be >= 1")
 
 
-
 @dataclass
 class TrainResult:
     """What a run did."""

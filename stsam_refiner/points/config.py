@@ -174,4 +174,3 @@ class PointsConfig(NestedConfig):
     def __post_init__(self) -> None:
         if self.mode not in POINT_MODES:
             raise ValueError(f"points.mode {self.mode!r} not in {POINT_MODES}")
-

@@ -78,7 +78,6 @@ class PointSamTrainConfig(NestedConfig):
                 raise ValueError(f"{name} {getattr(self, name)} outside [0, 1]")
 
 
-
 def prompt_targets(
     scene: ShapeScene, count: int, cfg: PointSamTrainConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
