@@ -10,7 +10,7 @@
 #   N_TRAIN (6000 training images), N_VAL (300 validation images), CONV_IMAGES (0 = all), RUN_DIR (runs/default),
 #   DATA_DIR (data/default), OUT (text4seg/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS.
 # Stage timings go to $RUN_DIR/stages.jsonl and into the manifest. docs/default_model.md records
-# what the build of the shipped files took (two sessions on a 2-core CPU, about 3.5 hours in all).
+# what the build of the shipped files took (two sessions on a 2-core CPU, about 4 hours in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
