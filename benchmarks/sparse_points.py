@@ -188,7 +188,9 @@ def main() -> None:
         "speedup_vs_grid": round(grid["cpu"] / tspp["cpu"], 2),
         "speedup_vs_grid_wall": round(grid["wall"] / tspp["wall"], 2),
         "miou_delta_vs_grid": round(100 * (tspp["mIoU"] - grid["mIoU"]), 2),
-        "miou_delta_vs_grid_ci95": [round(100 * v, 2) for v in bootstrap_delta(counts["tspp"], counts["grid"])],
+        "miou_delta_vs_grid_ci95": [
+            round(100 * v, 2) for v in bootstrap_delta(counts["tspp"], counts["grid"])
+        ],
         "miou_delta_random_vs_grid": round(100 * (rows["random"]["mIoU"] - grid["mIoU"]), 2)
         if "random" in rows
         else None,
