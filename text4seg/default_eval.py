@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -156,12 +157,21 @@ def teacher_forced_gap(model, processor, rows, *, limit: int = 64, batch_size: i
     return {"n_rows": count, "answer_loss": losses}
 
 
-def main(argv: list[str] | None = None) -> None:
+def load_parts(mllm: str | Path, refiner: str | Path):
+    """(model, processor, refiner) as the evaluation uses them: the MLLM in float32, eval mode."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from data_builders.synthetic import load_synthetic
     from stsam_refiner.build import load_refiner
+
+    model = AutoModelForImageTextToText.from_pretrained(mllm, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(mllm), load_refiner(refiner)[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from data_builders.synthetic import load_synthetic
 
     parser = argparse.ArgumentParser(
         prog="python -m text4seg.default_eval", description=__doc__.split("\n")[0]
@@ -175,9 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = AutoModelForImageTextToText.from_pretrained(args.mllm, dtype=torch.float32).eval()
-    processor = AutoProcessor.from_pretrained(args.mllm)
-    refiner, _ = load_refiner(args.refiner)
+    model, processor, refiner = load_parts(args.mllm, args.refiner)
     settings = EvalSettings(grid=tuple(args.grid), shuffled_control=not args.no_shuffled, limit=args.limit)
     print(json.dumps(evaluate_default(model, processor, refiner, load_synthetic(args.data), settings)))
 

@@ -70,16 +70,12 @@ def copy_assets(*, mllm: Path, refiner: Path, out: Path) -> dict[str, float]:
 def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffled: bool = True) -> dict:
     """Score the packaged model (as loaded from ``out``) on ``val_data``."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from data_builders.synthetic import load_synthetic
-    from stsam_refiner.build import load_refiner
-    from text4seg.default_eval import EvalSettings, evaluate_default
+    from text4seg.default_eval import EvalSettings, evaluate_default, load_parts
 
     torch.set_num_threads(threads)
-    model = AutoModelForImageTextToText.from_pretrained(out / "mllm", dtype=torch.float32).eval()
-    processor = AutoProcessor.from_pretrained(out / "mllm")
-    refiner, _ = load_refiner(out / "refiner" / REFINER_FILE)
+    model, processor, refiner = load_parts(out / "mllm", out / "refiner" / REFINER_FILE)
     settings = EvalSettings(
         grid=tuple(INFERENCE_FIELDS["grid"]), grid_rule=INFERENCE_FIELDS["grid_rule"],
         grid_threshold=INFERENCE_FIELDS["grid_threshold"], limit=limit, shuffled_control=shuffled,
