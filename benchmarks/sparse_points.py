@@ -67,6 +67,10 @@ def cfg_used(args):
         cfg.prompting.pred_iou_thresh = args.pred_iou
     if args.stability is not None:
         cfg.prompting.stability_score_thresh = args.stability
+    if args.sparse_pred_iou is not None:
+        cfg.prompting.sparse_pred_iou_thresh = args.sparse_pred_iou
+    if args.sparse_nms is not None:
+        cfg.prompting.sparse_box_nms_thresh = args.sparse_nms
     return cfg
 
 
@@ -159,6 +163,8 @@ def main() -> None:
     parser.add_argument(
         "--stability", type=float, default=None, help="override prompting.stability_score_thresh"
     )
+    parser.add_argument("--sparse-pred-iou", type=float, help="override prompting.sparse_pred_iou_thresh")
+    parser.add_argument("--sparse-nms", type=float, help="override prompting.sparse_box_nms_thresh")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of the modes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -196,6 +202,8 @@ def main() -> None:
         else None,
         "pred_iou_thresh": cfg_used(args).prompting.pred_iou_thresh,
         "stability_score_thresh": cfg_used(args).prompting.stability_score_thresh,
+        "sparse_pred_iou_thresh": cfg_used(args).prompting.sparse_pred_iou_thresh,
+        "sparse_box_nms_thresh": cfg_used(args).prompting.sparse_box_nms_thresh,
         **{f"{m}_{k}": round(v, 4) for m, r in rows.items() for k, v in r.items()},
     }
     print(json.dumps(figures))

@@ -76,6 +76,32 @@ def test_masks_from_points_uses_the_given_points(tiny_sam):
     assert none.masks.shape == (0, 64, 48)
 
 
+def test_sparse_modes_take_their_own_filters(tiny_sam):
+    cfg = PromptingConfig(pred_iou_thresh=0.3, box_nms_thresh=0.7, sparse_pred_iou_thresh=0.1)
+    for mode in ("tspp", "random"):
+        sparse = cfg.for_mode(mode)
+        assert (sparse.pred_iou_thresh, sparse.box_nms_thresh) == (0.1, 0.7)  # unset override: grid's
+    for mode in ("grid", "text4seg"):
+        assert cfg.for_mode(mode) is cfg
+    with pytest.raises(ValueError, match="sparse_box_nms_thresh 1.5"):
+        PromptingConfig(sparse_box_nms_thresh=1.5)
+    # The refiner prompts SAM with them: a strict grid filter drops every random-SAM mask, while the
+    # open sparse filter keeps the random mode's masks.
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    coarse = np.zeros((1, 8, 8), dtype=bool)
+    coarse[0, 2:6, 2:6] = True
+    points = PointsConfig(
+        prompting=PromptingConfig(
+            pred_iou_thresh=1.0, stability_score_thresh=0.0, sparse_pred_iou_thresh=0.0, random_points=6
+        )
+    )
+    points.targets.grid_size = 8
+    refiner = PointRefiner(sam=tiny_sam, cfg=points)
+    assert len(refiner.refine(image, coarse, mode="grid").proposals.masks) == 0
+    assert len(refiner.refine(image, coarse, mode="random").proposals.masks) > 0
+
+
 def test_refiner_modes_return_one_mask_per_class(tiny_sam):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)

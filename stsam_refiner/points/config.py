@@ -7,13 +7,14 @@ them and names the refinement mode. No torch import, so configs can be read anyw
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stsam_refiner.config import NestedConfig
 
 SKELETON_METHODS = ("lee", "zhang")
 SAMPLERS = ("bernoulli", "multinomial", "top")
 POINT_MODES = ("tspp", "grid", "random", "text4seg")
+SPARSE_MODES = ("tspp", "random")
 
 
 @dataclass
@@ -109,13 +110,33 @@ class PromptingConfig:
     """Box IoU above which duplicate masks are suppressed."""
     random_points: int | None = None
     """Budget of the ``random`` baseline; None: the same number of points TSPP sampled for that image."""
+    sparse_pred_iou_thresh: float | None = None
+    """``pred_iou_thresh`` for the sparse modes (tspp, random); None: the same as the grid's. A few
+    dozen points leave no spare masks to filter away, so the sparse modes may keep weaker ones."""
+    sparse_box_nms_thresh: float | None = None
+    """``box_nms_thresh`` for the sparse modes; None: the same as the grid's."""
 
     def __post_init__(self) -> None:
         if self.points_per_batch < 1:
             raise ValueError(f"prompting.points_per_batch {self.points_per_batch} must be >= 1")
-        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"prompting.{name} {getattr(self, name)} outside [0, 1]")
+        for name in (
+            "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
+            "sparse_pred_iou_thresh", "sparse_box_nms_thresh",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"prompting.{name} {value} outside [0, 1]")
+
+    def for_mode(self, mode: str) -> PromptingConfig:
+        """The settings ``mode`` prompts SAM with: the sparse overrides for tspp and random."""
+        if mode not in SPARSE_MODES:
+            return self
+        pred_iou, nms = self.sparse_pred_iou_thresh, self.sparse_box_nms_thresh
+        return replace(
+            self,
+            pred_iou_thresh=self.pred_iou_thresh if pred_iou is None else pred_iou,
+            box_nms_thresh=self.box_nms_thresh if nms is None else nms,
+        )
 
 
 @dataclass

@@ -86,7 +86,7 @@ class PointRefiner:
         )
         indices = POINT_SOURCES[mode](request)
         points = normalized_points(indices, self.cfg.targets.grid_size)
-        proposals = masks_from_points(self.sam, image, points, self.cfg.prompting)
+        proposals = masks_from_points(self.sam, image, points, self.cfg.prompting.for_mode(mode))
         aggregated = aggregate(proposals.masks, text_masks, self.cfg.aggregation)
         return PointRefinement(
             class_masks=aggregated.class_masks,
