@@ -8,9 +8,10 @@
 #
 # Sizes and steps come from configs/default/*.yaml; override with environment variables:
 #   N_TRAIN (6000 training images), N_VAL (300 validation images), CONV_IMAGES (0 = all), RUN_DIR (runs/default),
-#   DATA_DIR (data/default), OUT (text4seg/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS.
+#   DATA_DIR (data/default), OUT (text4seg/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS,
+#   REFINER_CONTINUE_STEPS (13500).
 # Stage timings go to $RUN_DIR/stages.jsonl and into the manifest. docs/default_model.md records
-# what the build of the shipped files took (two sessions on a 2-core CPU, about 4 hours in all).
+# what the build of the shipped files took (three sessions on a 2-core CPU, about 6 hours in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,10 @@ stage data_val "$PY" -m data_builders.synthetic --config configs/data/synthetic_
         --output-dir "$RUN_DIR/refiner" $(steps "${REFINER_STEPS:-}")
     "$PY" -m stsam_refiner.train --config configs/default/refiner_continue.yaml --data "$DATA_DIR/synth_train" \
         --init-checkpoint "$RUN_DIR/refiner/refiner.safetensors" --output-dir "$RUN_DIR/refiner_continue"
+    # The same run resumed (weights, optimizer state, step) to 13,500 steps; the warm-up + cosine
+    # schedule is recomputed over the new total, so the learning rate climbs back to about half its peak.
+    "$PY" -m stsam_refiner.train --config configs/default/refiner_continue.yaml --data "$DATA_DIR/synth_train" \
+        --output-dir "$RUN_DIR/refiner_continue" --steps "${REFINER_CONTINUE_STEPS:-13500}"
 } > "$RUN_DIR/refiner.log" 2>&1 &
 REFINER_PID=$!
 refiner_start=$(date +%s)
@@ -68,7 +73,7 @@ stage mllm_continue "$PY" -m text4seg.mllm.full_train --config configs/default/m
     --data "$DATA_DIR/conv_train" --output-dir "$RUN_DIR/mllm_continue"
 
 wait "$REFINER_PID"
-"$PY" -c 'import json, sys; print(json.dumps({"stage": "refiner_train", "seconds": int(sys.argv[1]), "command": "python -m stsam_refiner.train --config configs/default/refiner_train.yaml, then --config configs/default/refiner_continue.yaml (in parallel with the MLLM stages)"}))' \
+"$PY" -c 'import json, sys; print(json.dumps({"stage": "refiner_train", "seconds": int(sys.argv[1]), "command": "python -m stsam_refiner.train --config configs/default/refiner_train.yaml, then --config configs/default/refiner_continue.yaml to 7000 and resumed to 13500 steps (in parallel with the MLLM stages)"}))' \
     "$(( $(date +%s) - refiner_start ))" >> "$STAGES"
 
 "$PY" -c 'import json, sys; print(json.dumps({"train_images": int(sys.argv[1]), "val_images": int(sys.argv[2]), "train_data": "data_builders.synthetic, train fonts, seed 100", "val_data": "data_builders.synthetic, eval fonts (held out), seed 4242"}))' \
