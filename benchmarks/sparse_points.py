@@ -74,10 +74,16 @@ def cfg_used(args):
     return cfg
 
 
-def miou_from_counts(intersection: np.ndarray, union: np.ndarray) -> float:
-    """SemanticMeter's mIoU from summed per-class counts (classes with an empty union left out)."""
-    counted = union > 0
-    return float(np.mean(intersection[counted] / union[counted])) if counted.any() else 0.0
+def miou(counts: dict, images: np.ndarray | slice = slice(None)) -> float:
+    """mIoU of ``images`` (indices, repeats allowed) from per-image counts {"I": n×C, "U": n×C}."""
+    from text4seg.metrics import SemanticMeter
+
+    meter = SemanticMeter(
+        num_classes=counts["I"].shape[1],
+        intersection=counts["I"][images].sum(0),
+        union=counts["U"][images].sum(0),
+    )
+    return meter.result()["mIoU"]
 
 
 def bootstrap_delta(a: dict, b: dict, *, samples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -88,10 +94,7 @@ def bootstrap_delta(a: dict, b: dict, *, samples: int = 2000, seed: int = 0) -> 
     deltas = []
     for _ in range(samples):
         idx = rng.integers(n, size=n)
-        deltas.append(
-            miou_from_counts(a["I"][idx].sum(0), a["U"][idx].sum(0))
-            - miou_from_counts(b["I"][idx].sum(0), b["U"][idx].sum(0))
-        )
+        deltas.append(miou(a, idx) - miou(b, idx))
     lo, hi = np.percentile(deltas, [2.5, 97.5])
     return float(lo), float(hi)
 
@@ -108,9 +111,8 @@ def run(args) -> dict:
     sam = load_point_sam(args.sam)
     size = sam.image_encoder.img_size  # scenes at the SAM's input size: no resizing in the way
     refiner = PointRefiner(sam=sam, cfg=cfg, prompter=load_prompter(args.prompter))
-    meters = {m: SemanticMeter(num_classes=len(SHAPE_CLASSES) + 1) for m in MODES}
     stats = {m: {"points": [], "cpu": [], "wall": [], "masks": []} for m in MODES}
-    counts = {m: {"I": [], "U": []} for m in MODES}  # per image, for the bootstrap interval
+    counts = {m: {"I": [], "U": []} for m in MODES}  # per image: mIoU and its bootstrap interval
     rng = np.random.default_rng(args.seed)
     for i in range(args.images):
         scene = make_scene(rng, size=size)
@@ -128,10 +130,8 @@ def run(args) -> dict:
             stats[mode]["masks"].append(len(out.proposals.masks) if out.proposals is not None else 0)
             if mode == "tspp":
                 budget = out.num_points  # the random baseline gets the same number of points
-            pred = to_global(out.label_map(), classes)
-            meters[mode].update(pred, scene.label_map)
             one = SemanticMeter(num_classes=len(SHAPE_CLASSES) + 1)
-            one.update(pred, scene.label_map)
+            one.update(to_global(out.label_map(), classes), scene.label_map)
             counts[mode]["I"].append(one.intersection)
             counts[mode]["U"].append(one.union)
         print(
@@ -143,11 +143,11 @@ def run(args) -> dict:
             ),
             flush=True,
         )
+    counts = {m: {k: np.stack(v) for k, v in counts[m].items()} for m in args.modes}
     rows = {
-        m: {**{k: float(np.mean(v)) for k, v in stats[m].items()}, "mIoU": meters[m].result()["mIoU"]}
+        m: {**{k: float(np.mean(v)) for k, v in stats[m].items()}, "mIoU": miou(counts[m])}
         for m in args.modes
     }
-    counts = {m: {k: np.stack(v) for k, v in counts[m].items()} for m in args.modes}
     return rows, counts
 
 
