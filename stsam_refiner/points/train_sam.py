@@ -298,9 +298,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="configs/points/train_sam_tiny.yaml")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-steps", type=int, help="override max_steps (resume a run to a new total)")
+    parser.add_argument("--minutes", type=float, help="override the wall-clock budget")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    train(PointSamTrainConfig.from_yaml(args.config), Path(args.out), log=lambda m: print(m, flush=True))
+    cfg = PointSamTrainConfig.from_yaml(args.config)
+    if args.max_steps is not None:
+        cfg.max_steps = args.max_steps
+    if args.minutes is not None:
+        cfg.minutes = args.minutes
+    train(cfg, Path(args.out), log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
