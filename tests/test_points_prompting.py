@@ -53,6 +53,63 @@ def test_samplers():
     assert len(capped) == 5
 
 
+def test_spread_draws_keep_their_distance_until_no_point_is_left():
+    prob = np.full((8, 8), 0.25)  # Σ = 16 points
+    for seed in range(20):
+        pts = sample_from_prob(
+            prob, SamplingConfig(sampler="multinomial", spread_radius=2), np.random.default_rng(seed)
+        )
+        assert len(pts) == 16 and len({tuple(p) for p in pts.tolist()}) == 16
+        # three 5×5 exclusion blocks cannot cover 8×8, so the first four points are always > 2 apart
+        first = pts[:4]
+        for i in range(len(first)):
+            for j in range(i):
+                assert np.abs(first[i] - first[j]).max() > 2
+    # a cluster of high probability beside a low one: spreading moves the second point away
+    peaked = np.zeros((8, 8))
+    peaked[0:2, 0:2] = 1.0
+    peaked[6, 6] = 0.01
+    plain = [
+        sample_from_prob(peaked * 0.5, SamplingConfig(sampler="multinomial"), np.random.default_rng(s))
+        for s in range(50)
+    ]
+    spread = [
+        sample_from_prob(
+            peaked * 0.5, SamplingConfig(sampler="multinomial", spread_radius=2), np.random.default_rng(s)
+        )
+        for s in range(50)
+    ]
+    assert all(len(p) == 2 for p in plain + spread)
+    assert sum([6, 6] in p.tolist() for p in spread) == 50  # the only point not ruled out
+    assert sum([6, 6] in p.tolist() for p in plain) < 5
+    with pytest.raises(ValueError, match="spread_radius"):
+        SamplingConfig(spread_radius=-1)
+
+
+def test_budget_scale_multiplies_the_expected_points(tiny_sam):
+    from stsam_refiner.points.config import PrompterConfig
+    from stsam_refiner.points.prompter import SparsePointPrompter, predict_prob
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    coarse = np.zeros((1, 8, 8), dtype=bool)
+    coarse[0, 2:6, 2:6] = True
+    torch.manual_seed(0)
+    prompter = SparsePointPrompter(cfg=PrompterConfig(), grid_size=16).eval()
+    expected = predict_prob(prompter, coarse.astype(np.float32), image).sum()
+    counts = {}
+    for scale in (1.0, 3.0):
+        cfg = open_cfg()
+        cfg.targets.grid_size = 16
+        cfg.sampling = SamplingConfig(sampler="multinomial", budget_scale=scale)
+        out = PointRefiner(sam=tiny_sam, cfg=cfg, prompter=prompter).refine(image, coarse, mode="tspp")
+        counts[scale] = out.num_points
+        assert out.num_points == max(1, min(round(scale * expected), 256))
+    assert counts[3.0] > counts[1.0]
+    with pytest.raises(ValueError, match="budget_scale"):
+        SamplingConfig(budget_scale=0)
+
+
 def test_grid_source_is_sams_point_grid_and_random_is_a_subset():
     req = PointRequest(grid_size=32, rng=np.random.default_rng(0), budget=41)
     grid = normalized_points(POINT_SOURCES["grid"](req), 32)

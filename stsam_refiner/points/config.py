@@ -80,6 +80,14 @@ class SamplingConfig:
     """``bernoulli``: each grid point independently with min(p, 1) (E[N] = Σ p, SAM-MI Eq. 2);
     ``multinomial``: round(Σ p) distinct points drawn in proportion to p; ``top``: the round(Σ p)
     most probable points (deterministic)."""
+    budget_scale: float = 1.0
+    """Multiplies the prompter's map before sampling, so the expected point count is
+    budget_scale · Σp. SAM-MI's targets ask for few points per mask (min(⌈area/g_p⌉, m_p)); a scale
+    spends a larger budget where the same map points."""
+    spread_radius: int = 0
+    """``multinomial`` only: draw points one at a time, each ruling out the grid points within this
+    Chebyshev distance of it, so a small budget is not spent on neighbours that prompt the same SAM
+    mask (0: plain draws without replacement)."""
     min_points: int = 1
     """Never prompt with fewer points (an empty prompt set yields no masks at all)."""
     max_points: int | None = None
@@ -90,6 +98,10 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampling.sampler {self.sampler!r} not in {SAMPLERS}")
+        if self.budget_scale <= 0:
+            raise ValueError(f"sampling.budget_scale {self.budget_scale} must be > 0")
+        if self.spread_radius < 0:
+            raise ValueError(f"sampling.spread_radius {self.spread_radius} must be >= 0")
         if self.min_points < 0 or (self.max_points is not None and self.max_points < self.min_points):
             raise ValueError(
                 f"sampling.min_points {self.min_points} must be >= 0 and <= max_points {self.max_points}"

@@ -43,7 +43,10 @@ def sample_from_prob(prob: np.ndarray, cfg: SamplingConfig, rng: np.random.Gener
         chosen = np.flatnonzero(rng.random(flat.size) < np.minimum(flat, 1.0))
     elif cfg.sampler == "multinomial" and flat.sum() > 0:
         count = min(count, int(np.count_nonzero(flat)))
-        chosen = rng.choice(flat.size, size=count, replace=False, p=flat / flat.sum())
+        if cfg.spread_radius:
+            chosen = _spread_draws(flat.reshape(prob.shape), count, cfg.spread_radius, rng)
+        else:
+            chosen = rng.choice(flat.size, size=count, replace=False, p=flat / flat.sum())
     else:
         chosen = np.argsort(-flat, kind="stable")[:count]
     if len(chosen) < cfg.min_points:  # top up with the most probable points not yet chosen
@@ -54,6 +57,26 @@ def sample_from_prob(prob: np.ndarray, cfg: SamplingConfig, rng: np.random.Gener
         chosen = chosen[np.argsort(-flat[chosen], kind="stable")[: cfg.max_points]]
     d = prob.shape[1]
     return np.stack([chosen // d, chosen % d], 1).astype(np.int64)
+
+
+def _spread_draws(prob: np.ndarray, count: int, radius: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct flat indices drawn one at a time in proportion to ``prob`` (d×d), each draw
+    ruling out the grid points within Chebyshev distance ``radius`` of it. When every point left is
+    ruled out, the rest are drawn from all unchosen points with p > 0, as without spreading."""
+    h, w = prob.shape
+    weight = prob.astype(np.float64).copy()
+    open_ = np.ones_like(weight, dtype=bool)
+    chosen: list[int] = []
+    for _ in range(count):
+        live = weight * open_
+        if live.sum() <= 0:
+            live = weight.copy()  # all points within reach of a chosen one: stop spreading
+        idx = int(rng.choice(weight.size, p=(live / live.sum()).ravel()))
+        chosen.append(idx)
+        r, c = divmod(idx, w)
+        open_[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1] = False
+        weight[r, c] = 0.0
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _tspp(req: PointRequest) -> np.ndarray:

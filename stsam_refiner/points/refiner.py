@@ -75,6 +75,7 @@ class PointRefiner:
             from stsam_refiner.points.prompter import predict_prob
 
             prob = predict_prob(self.prompter, np.asarray(coarse, dtype=np.float32), image)
+            prob = prob * self.cfg.sampling.budget_scale
             if mode == "random":  # TSPP's expected budget, spent uniformly
                 budget, prob = max(1, round(float(prob.sum()))), None
         request = PointRequest(
