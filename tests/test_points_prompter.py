@@ -90,6 +90,22 @@ def test_prompter_learns_and_round_trips(examples, tmp_path):
     )
 
 
+def test_prompter_command_is_reproducible(tmp_path):
+    from safetensors.torch import load_file
+
+    from stsam_refiner.points.train_prompter import main
+
+    args = ["--scenes", "3", "--steps", "2", "--batch-size", "2", "--size", "64"]
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) + ord(name))  # global state must not leak into the result
+        main([*args, "--out", str(tmp_path / f"{name}.safetensors")])
+    a, b = (load_file(str(tmp_path / f"{n}.safetensors")) for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    main([*args, "--seed", "1", "--out", str(tmp_path / "c.safetensors")])
+    c = load_file(str(tmp_path / "c.safetensors"))
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_point_sam_training_writes_and_resumes(tmp_path):
     from safetensors import safe_open
 

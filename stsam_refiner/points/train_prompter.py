@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="configs/points/tspp.yaml", help="PointsConfig YAML")
     parser.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
     parser.add_argument("--scenes", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=128, help="scene side in pixels (the SAM's input)")
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     examples = shape_examples(
         args.scenes, seed=args.seed, target_cfg=cfg.targets, coarse_cfg=CoarseConfig(), size=args.size
     )
+    torch.manual_seed(args.seed)  # the head's initial weights: the same command, the same checkpoint
     prompter = SparsePointPrompter(cfg=cfg.prompter, grid_size=cfg.targets.grid_size)
     history = train_prompter(prompter, examples, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     save_prompter(prompter, args.out)
