@@ -6,7 +6,8 @@ the semantic list of the classes present; its coarse maps are the ground truth's
 grid damaged like the refiner's training inputs (dropped / shifted / false-positive patches), the
 same for every mode. Modes, interleaved per image so machine load hits them alike:
 
-- ``tspp``: the trained TSPP head's probability map, Bernoulli-sampled, then SAM + SMAgg;
+- ``tspp``: points drawn from the trained TSPP head's probability map as ``sampling`` in the config
+  says (scaled budget, spread draws, capped), then SAM + SMAgg;
 - ``grid``: all 1024 points of SAM's 32×32 grid, then SMAgg;
 - ``random``: as many random grid points as TSPP sampled for that image, then SMAgg;
 - ``text4seg``: Text4Seg's refiner (coarse mask logits + 10 random positive/negative points, 3 calls);
@@ -113,8 +114,10 @@ def run(args) -> dict:
     refiner = PointRefiner(sam=sam, cfg=cfg, prompter=load_prompter(args.prompter))
     stats = {m: {"points": [], "cpu": [], "wall": [], "masks": []} for m in MODES}
     counts = {m: {"I": [], "U": []} for m in MODES}  # per image: mIoU and its bootstrap interval
-    rng = np.random.default_rng(args.seed)
-    for i in range(args.images):
+    # Each seed's scenes come from their own generator and keep their per-image sampling seeds, so
+    # a run over several seeds pools exactly the images (and points) of the single-seed runs.
+    jobs = [(rng, i) for rng in map(np.random.default_rng, args.seed) for i in range(args.images)]
+    for n, (rng, i) in enumerate(jobs):
         scene = make_scene(rng, size=size)
         classes, coarse = scene_answer(scene, rng)
         budget = None
@@ -135,7 +138,7 @@ def run(args) -> dict:
             counts[mode]["I"].append(one.intersection)
             counts[mode]["U"].append(one.union)
         print(
-            f"image {i + 1}/{args.images}: "
+            f"image {n + 1}/{len(jobs)}: "
             + ", ".join(
                 f"{m} {stats[m]['points'][-1]} pts {stats[m]['cpu'][-1]:.2f}s"
                 for m in args.modes
@@ -156,8 +159,12 @@ def main() -> None:
     parser.add_argument("--sam", default="runs/points_sam/sam.safetensors")
     parser.add_argument("--prompter", default="runs/points/tspp.safetensors")
     parser.add_argument("--config", default="configs/points/tspp.yaml")
-    parser.add_argument("--images", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=1000, help="scene seed (training used 0)")
+    parser.add_argument("--images", type=int, default=12, help="images per scene seed")
+    parser.add_argument(
+        "--seed",
+        default="1000",
+        help="scene seed, or comma-separated seeds pooled into one run (training used 0)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pred-iou", type=float, default=None, help="override prompting.pred_iou_thresh")
     parser.add_argument(
@@ -167,6 +174,10 @@ def main() -> None:
     parser.add_argument("--sparse-nms", type=float, help="override prompting.sparse_box_nms_thresh")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of the modes")
     args = parser.parse_args()
+    try:
+        args.seed = [int(v) for v in args.seed.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seed must be integers separated by commas; got {args.seed!r}") from None
     torch.set_num_threads(args.threads)
     args.modes = [m for m in MODES if m in args.modes.split(",")] + [
         m for m in args.modes.split(",") if m not in MODES
@@ -188,7 +199,8 @@ def main() -> None:
         print(json.dumps({m: r for m, r in rows.items()}))
         return
     figures = {
-        "images": args.images,
+        "images": args.images * len(args.seed),
+        "seeds": args.seed,
         "sam": f"tiny segment-anything SAM trained with point prompts on toy shapes ({args.sam})",
         "point_reduction": round(1 - tspp["points"] / grid["points"], 4),
         "speedup_vs_grid": round(grid["cpu"] / tspp["cpu"], 2),
