@@ -167,6 +167,26 @@ def test_torn_last_line_is_dropped_and_settings_are_checked(tmp_path):
         check_run_settings(tmp_path, {"split": "test", "grid": [16, 16]})
 
 
+def test_shards_starting_together_both_record_the_settings(tmp_path, monkeypatch):
+    """Two shards of a fresh run both find no run.json and both write it; the second writer's file
+    lands between the first writer's write and rename (the race that once failed a 2-process eval)."""
+    import text4seg.evaluation.records as records
+
+    settings = {"split": "test", "grid": [8, 8]}
+    real_replace, calls = os.replace, []
+
+    def replace_after_the_other_shard(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:  # the other shard writes run.json meanwhile
+            check_run_settings(tmp_path, settings)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(records.os, "replace", replace_after_the_other_shard)
+    check_run_settings(tmp_path, settings)
+    assert len(calls) == 2 and json.loads((tmp_path / "run.json").read_text()) == settings
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_merge_refuses_missing_samples(tmp_path):
     with RecordWriter(tmp_path, 0) as writer:
         writer.write({"id": "a", "index": 0})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,16 @@ def done_path(folder: Path, rank: int, world_size: int) -> Path:
     return Path(folder) / "records" / f"done-{rank}-of-{world_size}.json"
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` so a reader never sees half a file. The temporary name is unique to this call:
+    shards of one run start together and may write the same file at the same moment."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def mark_done(folder: Path, rank: int, world_size: int, info: dict[str, Any]) -> None:
-    path = done_path(folder, rank, world_size)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a marker
+    _write_atomic(done_path(folder, rank, world_size), json.dumps(info))
 
 
 def read_done(folder: Path, world_size: int) -> dict[int, dict[str, Any]]:
@@ -120,6 +126,4 @@ def check_run_settings(folder: Path, settings: dict[str, Any]) -> None:
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_atomic(path, json.dumps(settings, indent=2, sort_keys=True))  # every shard may get here
