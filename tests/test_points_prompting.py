@@ -83,7 +83,9 @@ def test_spread_draws_keep_their_distance_until_no_point_is_left():
     assert sum([6, 6] in p.tolist() for p in spread) == 50  # the only point not ruled out
     assert sum([6, 6] in p.tolist() for p in plain) < 5
     with pytest.raises(ValueError, match="spread_radius"):
-        SamplingConfig(spread_radius=-1)
+        SamplingConfig(sampler="multinomial", spread_radius=-1)
+    with pytest.raises(ValueError, match="spread_radius needs sampler multinomial"):
+        SamplingConfig(sampler="bernoulli", spread_radius=2)
 
 
 def test_budget_scale_multiplies_the_expected_points(tiny_sam):

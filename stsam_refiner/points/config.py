@@ -102,6 +102,8 @@ class SamplingConfig:
             raise ValueError(f"sampling.budget_scale {self.budget_scale} must be > 0")
         if self.spread_radius < 0:
             raise ValueError(f"sampling.spread_radius {self.spread_radius} must be >= 0")
+        if self.spread_radius and self.sampler != "multinomial":
+            raise ValueError(f"sampling.spread_radius needs sampler multinomial, not {self.sampler!r}")
         if self.min_points < 0 or (self.max_points is not None and self.max_points < self.min_points):
             raise ValueError(
                 f"sampling.min_points {self.min_points} must be >= 0 and <= max_points {self.max_points}"
