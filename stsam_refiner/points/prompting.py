@@ -63,7 +63,7 @@ def _spread_draws(prob: np.ndarray, count: int, radius: int, rng: np.random.Gene
     """``count`` distinct flat indices drawn one at a time in proportion to ``prob`` (d×d), each draw
     ruling out the grid points within Chebyshev distance ``radius`` of it. When every point left is
     ruled out, the rest are drawn from all unchosen points with p > 0, as without spreading."""
-    h, w = prob.shape
+    w = prob.shape[1]
     weight = prob.astype(np.float64).copy()
     open_ = np.ones_like(weight, dtype=bool)
     chosen: list[int] = []
