@@ -53,7 +53,10 @@ def prepare_image(model: STSAMRefiner, image: np.ndarray) -> tuple[torch.Tensor,
     return model.sam.preprocess(tensor.float()), tuple(resized.shape[:2])
 
 
-@torch.no_grad()
+FLIPS = {"h": 1, "v": 0}
+"""Test-time flips of :func:`refine_image` and the image axis each one reverses."""
+
+
 def refine_image(
     model: STSAMRefiner,
     image: np.ndarray,
@@ -63,11 +66,50 @@ def refine_image(
     description: str | None = None,
     point_coords: np.ndarray | None = None,
     point_labels: np.ndarray | None = None,
+    flips: tuple[str, ...] = (),
 ) -> RefinedMask:
     """Refine one image. Give ``coarse`` (bool, whole-image grid) or ``mask_logits`` (1×M×M), or
-    neither; points (N×2 xy in original pixels, N labels) are optional as in SamPredictor."""
+    neither; points (N×2 xy in original pixels, N labels) are optional as in SamPredictor.
+
+    ``flips`` is test-time augmentation: the image and its coarse mask are also refined flipped
+    left-right (``"h"``) and/or upside down (``"v"``), each result is flipped back, and the mask is
+    the mean of the logits > 0. ``iou`` and ``low_res_logits`` stay those of the unflipped view. Only
+    with ``coarse``: a mask prompt in SAM's padded frame, or points, would not flip with the image.
+    """
     if coarse is not None and mask_logits is not None:
         raise ValueError("give coarse or mask_logits, not both")
+    unknown = sorted(set(flips) - set(FLIPS))
+    if unknown:
+        raise ValueError(f"flips {unknown} not in {sorted(FLIPS)}")
+    if flips and (mask_logits is not None or point_coords is not None):
+        raise ValueError("flips work with a coarse mask prompt only, not with mask_logits or points")
+    out = _refine_view(model, image, coarse, mask_logits, description, point_coords, point_labels)
+    if not flips:
+        return out
+    logits = out.logits.copy()
+    for flip in flips:
+        axis = FLIPS[flip]
+        view = _refine_view(
+            model, np.flip(image, axis).copy(), None if coarse is None else np.flip(coarse, axis).copy(),
+            None, description, None, None,
+        )  # fmt: skip
+        logits += np.flip(view.logits, axis)
+    logits /= 1 + len(flips)
+    return RefinedMask(
+        mask=logits > model.sam.mask_threshold, logits=logits, iou=out.iou, low_res_logits=out.low_res_logits
+    )
+
+
+@torch.no_grad()
+def _refine_view(
+    model: STSAMRefiner,
+    image: np.ndarray,
+    coarse: np.ndarray | None,
+    mask_logits: np.ndarray | None,
+    description: str | None,
+    point_coords: np.ndarray | None,
+    point_labels: np.ndarray | None,
+) -> RefinedMask:
     original = tuple(image.shape[:2])
     images, input_size = prepare_image(model, image)
     device = images.device

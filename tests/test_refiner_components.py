@@ -215,3 +215,16 @@ def test_refine_image_returns_masks_at_the_original_size():
     assert out.logits.dtype == np.float32 and out.low_res_logits.shape == (1, 32, 32)
     with pytest.raises(ValueError, match="not both"):
         refine_image(model, image, coarse=grid, mask_logits=out.low_res_logits)
+
+    # flips: the mean of the plain logits and each flipped view's logits flipped back
+    tta = refine_image(model, image, coarse=grid, description="white letters", flips=("h", "v"))
+    h = refine_image(model, image[:, ::-1].copy(), coarse=grid[:, ::-1].copy(), description="white letters")
+    v = refine_image(model, image[::-1].copy(), coarse=grid[::-1].copy(), description="white letters")
+    expected = (out.logits + h.logits[:, ::-1] + v.logits[::-1]) / 3
+    np.testing.assert_allclose(tta.logits, expected, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(tta.mask, expected > 0) and tta.iou == out.iou
+    assert not np.allclose(h.logits[:, ::-1], out.logits)  # the views differ: the check has teeth
+    with pytest.raises(ValueError, match=r"flips \['x'\]"):
+        refine_image(model, image, coarse=grid, flips=("x",))
+    with pytest.raises(ValueError, match="coarse mask prompt only"):
+        refine_image(model, image, mask_logits=out.low_res_logits, flips=("h",))
