@@ -59,8 +59,12 @@ def test_config_checks_name_the_values():
         PipelineConfig(grid_rule="bilinear")
     with pytest.raises(ValueError, match="'sparkles'"):
         PipelineConfig(refine_mode="sparkles")
-    cfg = PipelineConfig.from_dict({"grid": [8, 12], "grid_rule": "area", "training_minutes": 90})
-    assert cfg.grid == (8, 12) and cfg.grid_rule == "area"
+    with pytest.raises(ValueError, match=r"refiner_flips \['d'\]"):
+        PipelineConfig(refiner_flips=["d"])
+    cfg = PipelineConfig.from_dict(
+        {"grid": [8, 12], "grid_rule": "area", "training_minutes": 90, "refiner_flips": ["h", "v"]}
+    )
+    assert cfg.grid == (8, 12) and cfg.grid_rule == "area" and cfg.refiner_flips == ("h", "v")
 
 
 def test_overlay_tints_only_masked_pixels():
@@ -197,6 +201,32 @@ def test_refiner_gets_the_query_as_description_when_configured(refine_calls):
     assert [r.index for r in rows] == [0, 1, 2, 3]  # rows streamed as they completed
     assert all(desc == "the red word" for _, desc in refine_calls)
     assert len(refine_calls) == len(result.refined_labels)
+
+
+def test_refiner_flips_reach_the_refiner(monkeypatch):
+    import stsam_refiner.predict as predict
+
+    ckpt = tiny_checkpoints()
+    grid = [["text", "text", "others", "others"]] + [["others"] * 4] * 3
+    monkeypatch.setattr(
+        "text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, ["others", "text"])
+    )
+    seen, real = [], predict.refine_image
+
+    def spy(*args, **kw):
+        seen.append(kw.get("flips"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(predict, "refine_image", spy)
+    image = random_image(40, 40)
+    masks = {}
+    for flips in ((), ("h", "v")):
+        pipe = Text4SegPipeline.from_pretrained(
+            model=ckpt.mllm, refiner=ckpt.refiner, config=PipelineConfig(grid=(4, 4), refiner_flips=flips)
+        )
+        masks[flips] = pipe(image, "text").refined_masks["text"]
+    assert seen == [(), ("h", "v")]
+    assert masks[()].shape == masks[("h", "v")].shape == (40, 40)
 
 
 def test_missing_default_model_error_says_how_to_build_it(tmp_path):

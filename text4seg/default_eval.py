@@ -38,9 +38,12 @@ class EvalSettings:
     """Also ask about a different image and score it against this one's grid."""
     limit: int | None = None
     """Score only the first N rows."""
+    refiner_flips: tuple[str, ...] = ()
+    """Test-time flips of the refiner (``stsam_refiner.predict.refine_image``), as the pipeline uses."""
 
     def __post_init__(self) -> None:
         self.grid = tuple(int(v) for v in self.grid)
+        self.refiner_flips = tuple(self.refiner_flips)
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid {self.grid} must be two positive sizes")
         if self.limit is not None and self.limit < 1:
@@ -60,12 +63,12 @@ def _pred_grid(result) -> np.ndarray:
     return np.array([[label != BACKGROUND for label in row] for row in result.grid], bool)
 
 
-def _refine(refiner, image: np.ndarray, grid: np.ndarray) -> np.ndarray:
+def _refine(refiner, image: np.ndarray, grid: np.ndarray, flips: tuple[str, ...]) -> np.ndarray:
     from stsam_refiner.predict import refine_image
 
     if not grid.any():  # empty coarse mask: no refiner call (the pipeline's rule)
         return np.zeros(image.shape[:2], bool)
-    return refine_image(refiner, image, coarse=grid).mask
+    return refine_image(refiner, image, coarse=grid, flips=flips).mask
 
 
 def evaluate_default(mllm, processor, refiner, rows, settings: EvalSettings) -> dict:
@@ -97,9 +100,9 @@ def evaluate_default(mllm, processor, refiner, rows, settings: EvalSettings) -> 
         meters["oracle"].update(upsample_grid(gt_grid, size=gt.shape), gt)
         tick = time.perf_counter()
         with torch.no_grad():
-            meters["refined"].update(_refine(refiner, image, grid), gt)
+            meters["refined"].update(_refine(refiner, image, grid, settings.refiner_flips), gt)
             seconds["refine"] += time.perf_counter() - tick
-            meters["oracle_refined"].update(_refine(refiner, image, gt_grid), gt)
+            meters["oracle_refined"].update(_refine(refiner, image, gt_grid, settings.refiner_flips), gt)
         if settings.shuffled_control and count > 1:
             other = images[(i + 1) % count]
             shuffled = segment(
@@ -183,10 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", type=int, nargs=2, default=(8, 8))
     parser.add_argument("--no-shuffled", action="store_true", help="skip the shuffled-image control")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--flips", nargs="*", default=[], help="refiner test-time flips: h (left-right), v (upside down)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, processor, refiner = load_parts(args.mllm, args.refiner)
-    settings = EvalSettings(grid=tuple(args.grid), shuffled_control=not args.no_shuffled, limit=args.limit)
+    settings = EvalSettings(
+        grid=tuple(args.grid),
+        shuffled_control=not args.no_shuffled,
+        limit=args.limit,
+        refiner_flips=args.flips,
+    )
     print(json.dumps(evaluate_default(model, processor, refiner, load_synthetic(args.data), settings)))
 
 

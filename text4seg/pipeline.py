@@ -57,6 +57,9 @@ class PipelineConfig:
     """Key of ``REFINE_MODES``."""
     refiner_description: str = "none"
     """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
+    refiner_flips: tuple[str, ...] = ()
+    """Test-time flips of the ST-SAM refiner: "h" (left-right), "v" (upside down); the mask comes from
+    the mean logits of the plain and flipped views (``stsam_refiner.predict.refine_image``)."""
     template_set: str = "fixed"
     """``text4seg.templates`` set that phrases the question."""
     max_new_tokens: int | None = None
@@ -66,6 +69,9 @@ class PipelineConfig:
         self.grid = tuple(int(v) for v in self.grid)
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be two positive sizes, got {self.grid}")
+        self.refiner_flips = tuple(self.refiner_flips)
+        if not set(self.refiner_flips) <= {"h", "v"}:
+            raise ValueError(f"refiner_flips {list(self.refiner_flips)} must be drawn from 'h', 'v'")
         if self.grid_rule not in GRID_RULES:
             raise ValueError(f"grid_rule {self.grid_rule!r} not in {GRID_RULES}")
         if self.referring_label not in ("sentence", "target"):
@@ -199,7 +205,11 @@ def refine_stsam(pipeline: Text4SegPipeline, request: RefineRequest) -> dict[str
         return refine_none(pipeline, request)
     return {
         label: refine_image(
-            pipeline.refiner, request.image, coarse=grid, description=request.description
+            pipeline.refiner,
+            request.image,
+            coarse=grid,
+            description=request.description,
+            flips=pipeline.config.refiner_flips,
         ).mask
         for label, grid in request.grids.items()
     }
