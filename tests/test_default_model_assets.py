@@ -56,6 +56,7 @@ def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
     settings = EvalSettings(
         grid=tuple(default.grid), grid_rule=default.grid_rule,
         grid_threshold=default.manifest["grid_threshold"], shuffled_control=False,
+        refiner_flips=default.manifest.get("refiner_flips", ()),
     )  # fmt: skip
     scores = evaluate_default(model, processor, refiner, rows, settings)
     assert scores["n_images"] == check["n_images"]

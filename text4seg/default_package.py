@@ -28,6 +28,7 @@ INFERENCE_FIELDS = {
     "grid_threshold": 0.1,
     "referring_label": "sentence",
     "refiner_description": "none",
+    "refiner_flips": ["h", "v"],  # +0.035 refined fgIoU on the selection split (val 200-299), 3x refiner time
     "instance_labels": 0,
     "refiner_file": REFINER_FILE,
 }
@@ -79,6 +80,7 @@ def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffl
     settings = EvalSettings(
         grid=tuple(INFERENCE_FIELDS["grid"]), grid_rule=INFERENCE_FIELDS["grid_rule"],
         grid_threshold=INFERENCE_FIELDS["grid_threshold"], limit=limit, shuffled_control=shuffled,
+        refiner_flips=INFERENCE_FIELDS["refiner_flips"],
     )  # fmt: skip
     return evaluate_default(model, processor, refiner, load_synthetic(val_data), settings)
 
