@@ -70,8 +70,13 @@ class PipelineConfig:
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be two positive sizes, got {self.grid}")
         self.refiner_flips = tuple(self.refiner_flips)
-        if not set(self.refiner_flips) <= {"h", "v"}:
-            raise ValueError(f"refiner_flips {list(self.refiner_flips)} must be drawn from 'h', 'v'")
+        if self.refiner_flips:
+            from stsam_refiner.predict import FLIPS
+
+            if not set(self.refiner_flips) <= set(FLIPS):
+                raise ValueError(
+                    f"refiner_flips {list(self.refiner_flips)} must be drawn from {sorted(FLIPS)}"
+                )
         if self.grid_rule not in GRID_RULES:
             raise ValueError(f"grid_rule {self.grid_rule!r} not in {GRID_RULES}")
         if self.referring_label not in ("sentence", "target"):
