@@ -53,11 +53,7 @@ def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
     processor = AutoProcessor.from_pretrained(default.mllm)
     refiner, report = load_refiner(default.refiner)
     assert not report.missing
-    settings = EvalSettings(
-        grid=tuple(default.grid), grid_rule=default.grid_rule,
-        grid_threshold=default.manifest["grid_threshold"], shuffled_control=False,
-        refiner_flips=default.manifest.get("refiner_flips", ()),
-    )  # fmt: skip
+    settings = EvalSettings.from_fields(default.manifest, shuffled_control=False)
     scores = evaluate_default(model, processor, refiner, rows, settings)
     assert scores["n_images"] == check["n_images"]
     for part, key in (("coarse", "grid_IoU"), ("coarse", "fgIoU"), ("refined", "fgIoU"), ("refined", "F")):

@@ -41,6 +41,12 @@ class EvalSettings:
     refiner_flips: tuple[str, ...] = ()
     """Test-time flips of the refiner (``stsam_refiner.predict.refine_image``), as the pipeline uses."""
 
+    @classmethod
+    def from_fields(cls, fields: dict, **overrides) -> EvalSettings:
+        """Settings of a packaged model: its manifest's (or ``INFERENCE_FIELDS``') grid and refiner keys."""
+        keys = ("grid", "grid_rule", "grid_threshold", "refiner_flips")
+        return cls(**{k: fields[k] for k in keys if k in fields}, **overrides)
+
     def __post_init__(self) -> None:
         self.grid = tuple(int(v) for v in self.grid)
         self.refiner_flips = tuple(self.refiner_flips)

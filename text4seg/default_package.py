@@ -77,11 +77,7 @@ def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffl
 
     torch.set_num_threads(threads)
     model, processor, refiner = load_parts(out / "mllm", out / "refiner" / REFINER_FILE)
-    settings = EvalSettings(
-        grid=tuple(INFERENCE_FIELDS["grid"]), grid_rule=INFERENCE_FIELDS["grid_rule"],
-        grid_threshold=INFERENCE_FIELDS["grid_threshold"], limit=limit, shuffled_control=shuffled,
-        refiner_flips=INFERENCE_FIELDS["refiner_flips"],
-    )  # fmt: skip
+    settings = EvalSettings.from_fields(INFERENCE_FIELDS, limit=limit, shuffled_control=shuffled)
     return evaluate_default(model, processor, refiner, load_synthetic(val_data), settings)
 
 
