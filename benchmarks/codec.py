@@ -27,8 +27,8 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from text4seg.codec import FORMATS, _decode_runs_cached, decode_rrle, encode_rrle
-from text4seg.masks import descriptor_from_mask
+from text4seg.core.codec import FORMATS, _decode_runs_cached, decode_rrle, encode_rrle
+from text4seg.core.masks import descriptor_from_mask
 
 
 def scene_masks(n: int, seed: int) -> list[np.ndarray]:

@@ -78,8 +78,8 @@ def image_set(n: int, size: int, seed: int):
 
 
 def answers(mask: np.ndarray, grid: int, sentence: str) -> dict[str, str]:
-    from text4seg.codec import BACKGROUND, encode_full, encode_rrle, format_answer
-    from text4seg.masks import descriptor_from_index, grid_from_mask
+    from text4seg.core.codec import BACKGROUND, encode_full, encode_rrle, format_answer
+    from text4seg.core.masks import descriptor_from_index, grid_from_mask
 
     cells = grid_from_mask(mask, grid_size=(grid, grid), rule="nearest")
     labels = descriptor_from_index(np.asarray(cells, np.int64), [BACKGROUND, "text"])
@@ -129,7 +129,7 @@ def prepare(args):
     from text4seg.mllm.generate import build_inputs
     from text4seg.mllm.loading import load_mllm
     from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
-    from text4seg.templates import get_template_set
+    from text4seg.core.templates import get_template_set
 
     config = TinyMllmConfig.from_yaml(args.config)
     with tempfile.TemporaryDirectory() as tmp:

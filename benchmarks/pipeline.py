@@ -65,7 +65,7 @@ def model_args(args) -> list[str]:
 def latency(args, images: list[Path]) -> dict:
     import torch
 
-    from text4seg.pipeline import Text4SegPipeline
+    from text4seg.app.pipeline import Text4SegPipeline
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -89,10 +89,10 @@ def latency(args, images: list[Path]) -> dict:
 
 def run_eval(args, root: Path, out: Path, processes: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    launcher = [sys.executable, "-m", "text4seg.cli"]
+    launcher = [sys.executable, "-m", "text4seg.app.cli"]
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                    "--master_port", "0", "-m", "text4seg.cli"]  # fmt: skip
+                    "--master_port", "0", "-m", "text4seg.app.cli"]  # fmt: skip
     cmd = [*launcher, "eval", "--dataset", "totaltext", "--root", str(root), "--split", "Test",
            "--out", str(out), "--threads", "1", *model_args(args)]  # fmt: skip
     start = time.perf_counter()

@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
 
-    from text4seg.pipeline import Text4SegPipeline
-    from text4seg.web import ServeConfig, build_app, launch
+    from text4seg.app.pipeline import Text4SegPipeline
+    from text4seg.app.web import ServeConfig, build_app, launch
 
     pipeline = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
     config = ServeConfig(port=_free_port(), concurrency=args.concurrency, grid=pipeline.config.grid)

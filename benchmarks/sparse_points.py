@@ -18,7 +18,7 @@ point prompts on the same scene generator (``python -m stsam_refiner.points.trai
 pretrained SAM exists on this machine. Its masks are real masks of this toy domain, so the mIoU
 delta is meaningful here but says nothing about real photos. Times are per image and include SAM's
 image encoder, the TSPP head and SMAgg; ``cpu`` is this process's CPU time (robust to the machine
-being shared), ``wall`` is elapsed time. mIoU: ``text4seg.metrics.SemanticMeter`` over background +
+being shared), ``wall`` is elapsed time. mIoU: ``text4seg.core.metrics.SemanticMeter`` over background +
 4 classes.
 
 Run: ``.venv/bin/python benchmarks/sparse_points.py --sam runs/points_sam/sam.safetensors
@@ -41,7 +41,7 @@ def scene_answer(scene, rng: np.random.Generator):
     """Classes present (answer order) and their damaged 16×16 coarse grids."""
     from stsam_refiner.data import CoarseConfig
     from stsam_refiner.points.train_prompter import damage_index_grid
-    from text4seg.masks import grid_from_mask
+    from text4seg.core.masks import grid_from_mask
 
     classes = [c for c in range(len(scene.class_masks)) if scene.class_masks[c].any()]
     index = np.zeros(scene.label_map.shape, dtype=np.int64)
@@ -77,7 +77,7 @@ def cfg_used(args):
 
 def miou(counts: dict, images: np.ndarray | slice = slice(None)) -> float:
     """mIoU of ``images`` (indices, repeats allowed) from per-image counts {"I": n×C, "U": n×C}."""
-    from text4seg.metrics import SemanticMeter
+    from text4seg.core.metrics import SemanticMeter
 
     meter = SemanticMeter(
         num_classes=counts["I"].shape[1],
@@ -106,7 +106,7 @@ def run(args) -> dict:
     from stsam_refiner.points.shapes import SHAPE_CLASSES, make_scene
     from stsam_refiner.points.train_prompter import load_prompter
     from stsam_refiner.points.train_sam import load_point_sam
-    from text4seg.metrics import SemanticMeter
+    from text4seg.core.metrics import SemanticMeter
 
     cfg = cfg_used(args)
     sam = load_point_sam(args.sam)

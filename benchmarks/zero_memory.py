@@ -73,7 +73,7 @@ def _batch(processor):
     import numpy as np
     from PIL import Image
 
-    from text4seg.codec import encode_rrle, format_answer
+    from text4seg.core.codec import encode_rrle, format_answer
     from text4seg.mllm.collator import ChatCollator
 
     grid = [["others"] * 8 for _ in range(8)]

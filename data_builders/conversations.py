@@ -1,7 +1,7 @@
 """Chat samples for MLLM training: a question, and an answer that is a Text4Seg descriptor.
 
 Segmentation answers are exactly `format_answer(encode_rrle(grid), sentence=...)`, with the grid from
-`text4seg.masks` (nearest or area rule), so decoding an answer gives back the ground-truth grid. The
+`text4seg.core.masks` (nearest or area rule), so decoding an answer gives back the ground-truth grid. The
 "describe" task answers in prose from synthetic attributes; the refiner reuses such descriptions as
 per-image text prompts.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.records import Record
-from text4seg.codec import BACKGROUND, encode_rrle, format_answer
-from text4seg.masks import GRID_RULES, descriptor_from_index, grid_from_mask
-from text4seg.templates import TemplateSet
+from text4seg.core.codec import BACKGROUND, encode_rrle, format_answer
+from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask
+from text4seg.core.templates import TemplateSet
 
 _FORBIDDEN = ("|", "*", "\n", "\r", "<seg>", "</seg>")
 
@@ -27,7 +27,7 @@ class ConversationConfig:
     """How records become chat samples."""
 
     template_set: str = "default"
-    """Key into text4seg.templates.TEMPLATE_SETS (the same key must be used at inference)."""
+    """Key into text4seg.core.templates.TEMPLATE_SETS (the same key must be used at inference)."""
     grid_sizes: tuple[int, ...] = (16,)
     """Descriptor grid sides to draw from (each sample picks one); Text4Seg uses 16, 24, 32."""
     grid_rule: str = "nearest"
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     """python -m data_builders.conversations (--synthetic DIR | --reader NAME --root DIR --split S) --out DIR"""
     import argparse
 
-    from text4seg.templates import get_template_set
+    from text4seg.core.templates import get_template_set
 
     parser = argparse.ArgumentParser(prog="python -m data_builders.conversations", description=main.__doc__)
     parser.add_argument("--synthetic", help="synthetic Arrow dataset folder")

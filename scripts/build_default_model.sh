@@ -2,13 +2,13 @@
 # Build the embedded default model on CPU, from nothing but this repository and its pip packages:
 #   data -> base checkpoint -> vision pretraining -> chat rows -> MLLM training -> MLLM continued  (one core)
 #        \-> refiner training -> refiner continued                                               (the other core)
-#   -> package into text4seg/assets/default/ -> measure on held-out fonts + seed -> manifest.json
+#   -> package into text4seg/app/assets/default/ -> measure on held-out fonts + seed -> manifest.json
 #
 #   bash scripts/build_default_model.sh
 #
 # Sizes and steps come from configs/default/*.yaml; override with environment variables:
 #   N_TRAIN (6000 training images), N_VAL (300 validation images), CONV_IMAGES (0 = all), RUN_DIR (runs/default),
-#   DATA_DIR (data/default), OUT (text4seg/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS,
+#   DATA_DIR (data/default), OUT (text4seg/app/assets/default), VISION_STEPS, MLLM_STEPS, REFINER_STEPS,
 #   REFINER_CONTINUE_STEPS (13500).
 # Stage timings go to $RUN_DIR/stages.jsonl and into the manifest. docs/default_model.md records
 # what the build of the shipped files took (three sessions on a 2-core CPU, about 6 hours in all).
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 RUN_DIR=${RUN_DIR:-runs/default}
 DATA_DIR=${DATA_DIR:-data/default}
-OUT=${OUT:-text4seg/assets/default}
+OUT=${OUT:-text4seg/app/assets/default}
 N_TRAIN=${N_TRAIN:-6000}
 N_VAL=${N_VAL:-300}
 CONV_IMAGES=${CONV_IMAGES:-0}  # chat rows from the first N training images (0: all, ~4 rows each)
@@ -57,7 +57,7 @@ stage data_val "$PY" -m data_builders.synthetic --config configs/data/synthetic_
 REFINER_PID=$!
 refiner_start=$(date +%s)
 
-stage base "$PY" -m text4seg.default_package base --config configs/default/mllm.yaml --out "$RUN_DIR/base"
+stage base "$PY" -m text4seg.app.default_package base --config configs/default/mllm.yaml --out "$RUN_DIR/base"
 stage vision_pretrain "$PY" -m text4seg.mllm.vision_pretrain --config configs/default/vision_pretrain.yaml \
     --model-path "$RUN_DIR/base" --data "$DATA_DIR/synth_train" --output-dir "$RUN_DIR/vision" $(steps "${VISION_STEPS:-}")
 stage conversations "$PY" -m data_builders.conversations --synthetic "$DATA_DIR/synth_train" \
@@ -78,5 +78,5 @@ wait "$REFINER_PID"
 
 "$PY" -c 'import json, sys; print(json.dumps({"train_images": int(sys.argv[1]), "val_images": int(sys.argv[2]), "train_data": "data_builders.synthetic, train fonts, seed 100", "val_data": "data_builders.synthetic, eval fonts (held out), seed 4242"}))' \
     "$N_TRAIN" "$N_VAL" > "$RUN_DIR/training.json"
-"$PY" -m text4seg.default_package package --mllm "$RUN_DIR/mllm_continue/model" --refiner "$RUN_DIR/refiner_continue/refiner.safetensors" \
+"$PY" -m text4seg.app.default_package package --mllm "$RUN_DIR/mllm_continue/model" --refiner "$RUN_DIR/refiner_continue/refiner.safetensors" \
     --val-data "$DATA_DIR/synth_val" --conv-val "$DATA_DIR/conv_val" --stages "$STAGES" --training "$RUN_DIR/training.json" --out "$OUT"

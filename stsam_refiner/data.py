@@ -5,7 +5,7 @@ project's synthetic and real scene-text datasets. Augmentation follows ST-SAM (r
 jitter, large-scale jitter) with torchvision's v2 transforms, which move image and masks together.
 
 The coarse mask plays the MLLM's part. ``source="gt"`` makes it from the ground truth the way a
-descriptor is made (``text4seg.masks.grid_from_mask`` to a g×g grid) and then damages it — drops
+descriptor is made (``text4seg.core.masks.grid_from_mask`` to a g×g grid) and then damages it — drops
 foreground patches, shifts the grid, adds false-positive patches — so the refiner learns to
 correct an imperfect MLLM. ``source="cached"`` reads cached MLLM answers (R-RLE text) from a column.
 """
@@ -31,7 +31,7 @@ class CoarseConfig:
     grid: int = 16
     """Descriptor grid side (Text4Seg's main setting is 16)."""
     rule: str = "area"
-    """``text4seg.masks.grid_from_mask`` rule for GT grids: ``nearest`` or ``area``."""
+    """``text4seg.core.masks.grid_from_mask`` rule for GT grids: ``nearest`` or ``area``."""
     threshold: float = 0.1
     """Area fraction for the ``area`` rule (strokes are thin: a low bar keeps text patches)."""
     drop_prob: float = 0.15
@@ -115,8 +115,8 @@ def damage_grid(grid: np.ndarray, cfg: CoarseConfig, rng: np.random.Generator) -
 
 def cached_grid(answer: str, grid: int) -> np.ndarray:
     """Foreground (non-``others``) cells of a cached MLLM answer, g×g bool."""
-    from text4seg.codec import BACKGROUND
-    from text4seg.parser import parse_answer
+    from text4seg.core.codec import BACKGROUND
+    from text4seg.core.parser import parse_answer
 
     parsed = parse_answer(answer, height=grid, width=grid)
     return np.array([[label != BACKGROUND for label in row] for row in parsed.grid], dtype=bool)
@@ -182,7 +182,7 @@ class RefinerTrainSet(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> RefinerSample:
         from torchvision import tv_tensors
 
-        from text4seg.masks import grid_from_mask, upsample_grid
+        from text4seg.core.masks import grid_from_mask, upsample_grid
 
         row = self.rows[int(index)]
         image = np.array(row["image"].convert("RGB"))

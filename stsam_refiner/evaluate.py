@@ -3,7 +3,7 @@
 The coarse mask of each image is either a cached MLLM answer (``--coarse-source cached``) or the
 ground truth turned into a damaged descriptor grid, exactly as during training but with a fixed
 seed per image (a stand-in for the MLLM when none is trained yet — say which one you report).
-Both are scored with ``text4seg.metrics.SceneTextMeter`` at the original image size, the coarse
+Both are scored with ``text4seg.core.metrics.SceneTextMeter`` at the original image size, the coarse
 mask nearest-upsampled from its grid (Text4Seg's coarse mask → image rule).
 
 ``python -m stsam_refiner.evaluate --checkpoint outputs/refiner_tiny/refiner.safetensors --data DIR``
@@ -46,7 +46,7 @@ class RefinementScores:
 
 def eval_coarse_grid(row: dict, gt: np.ndarray, cfg: CoarseConfig, index: int, seed: int) -> np.ndarray:
     """The g×g coarse grid for one evaluation image (cached answer or seeded damaged GT)."""
-    from text4seg.masks import grid_from_mask
+    from text4seg.core.masks import grid_from_mask
 
     if cfg.source == "cached":
         return cached_grid(row[cfg.cached_column], cfg.grid)
@@ -67,8 +67,8 @@ def evaluate_refiner(
     """Score coarse vs refined masks over ``rows`` (a datasets.Dataset with image/mask columns)."""
     from tqdm.auto import tqdm
 
-    from text4seg.masks import upsample_grid
-    from text4seg.metrics import SceneTextMeter
+    from text4seg.core.masks import upsample_grid
+    from text4seg.core.metrics import SceneTextMeter
 
     model.eval()
     before, after = SceneTextMeter(), SceneTextMeter()

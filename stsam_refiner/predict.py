@@ -2,7 +2,7 @@
 
 Follows SamPredictor's frames exactly: the image's longest side is resized to S (the model's input)
 and zero-padded bottom/right; the coarse mask goes to SAM's M×M mask-input frame (M = S/4) the same
-way, as ±6.9 logits (``text4seg.masks.mask_prompt_logits``) with zero (undecided) padding, as
+way, as ±6.9 logits (``text4seg.core.masks.mask_prompt_logits``) with zero (undecided) padding, as
 Text4Seg's reference refinement does.
 """
 
@@ -36,7 +36,7 @@ def coarse_to_mask_prompt(
     coarse: np.ndarray, *, original_size: tuple[int, int], mask_size: int
 ) -> np.ndarray:
     """Coarse mask covering the whole image (gh×gw grid or H×W, bool) → 1×M×M float32 logits."""
-    from text4seg.masks import mask_prompt_logits, upsample_grid
+    from text4seg.core.masks import mask_prompt_logits, upsample_grid
 
     h, w = ResizeLongestSide.get_preprocess_shape(original_size[0], original_size[1], mask_size)
     resized = upsample_grid(np.asarray(coarse, dtype=bool), size=(h, w))

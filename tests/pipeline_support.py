@@ -57,7 +57,7 @@ def tiny_checkpoints() -> TinyCheckpoints:
 @functools.lru_cache(maxsize=1)
 def tiny_pipeline():
     """A loaded pipeline on the tiny checkpoints (no text-prompt refiner), 4×4 grid for speed."""
-    from text4seg.pipeline import PipelineConfig, Text4SegPipeline
+    from text4seg.app.pipeline import PipelineConfig, Text4SegPipeline
 
     ckpt = tiny_checkpoints()
     return Text4SegPipeline.from_pretrained(

@@ -66,7 +66,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(pipeline, **config):
     """Serve the demo on a free loopback port in this process; yields (url, app)."""
-    from text4seg.web import ServeConfig, build_app, launch
+    from text4seg.app.web import ServeConfig, build_app, launch
 
     cfg = ServeConfig(port=free_port(), grid=TEST_GRID, **config)
     app = build_app(pipeline=pipeline, config=cfg)

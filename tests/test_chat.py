@@ -30,7 +30,7 @@ def test_scripted_session_switches_images_and_saves_every_turn(tmp_path):
     )
     out = tmp_path / "chat"
     proc = subprocess.run(
-        [sys.executable, "-m", "text4seg.cli", "chat", "--out", str(out), "--model", str(ckpt.mllm),
+        [sys.executable, "-m", "text4seg.app.cli", "chat", "--out", str(out), "--model", str(ckpt.mllm),
          "--refiner", str(ckpt.refiner), "--grid", "4", "--threads", "1"],
         input=script + "\n", cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from text4seg.cli import main
-from text4seg.parser import parse_answer
+from text4seg.app.cli import main
+from text4seg.core.parser import parse_answer
 
 
 def test_demo_writes_overlay_and_a_parseable_answer(tmp_path):
@@ -34,7 +34,7 @@ def test_encode_then_decode_round_trips_a_mask(tmp_path, capsys):
 
 
 def test_console_script_reports_a_missing_file_cleanly(tmp_path):
-    exe = [sys.executable, "-m", "text4seg.cli", "codec", "encode", str(tmp_path / "nope.png")]
+    exe = [sys.executable, "-m", "text4seg.app.cli", "codec", "encode", str(tmp_path / "nope.png")]
     result = subprocess.run(exe, capture_output=True, text=True)
     assert result.returncode == 2
     assert "nope.png" in result.stderr and "Traceback" not in result.stderr

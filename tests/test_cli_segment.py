@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints
 
-from text4seg.cli import main
+from text4seg.app.cli import main
 from text4seg.mllm.generate import CoarseMaskResult
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from text4seg.codec import (
+from text4seg.core.codec import (
     BACKGROUND,
     FORMATS,
     DescriptorFormatError,

@@ -15,10 +15,10 @@ from data_builders.conversations import (
 from data_builders.readers import build_reader
 from data_builders.synthetic import SyntheticConfig
 from data_builders.synthetic.build import build
-from text4seg.codec import SEG_CLOSE, SEG_OPEN, decode_rrle
-from text4seg.masks import descriptor_from_mask, grid_from_mask
-from text4seg.parser import parse_answer
-from text4seg.templates import TEMPLATE_SETS, TemplateSet, get_template_set
+from text4seg.core.codec import SEG_CLOSE, SEG_OPEN, decode_rrle
+from text4seg.core.masks import descriptor_from_mask, grid_from_mask
+from text4seg.core.parser import parse_answer
+from text4seg.core.templates import TEMPLATE_SETS, TemplateSet, get_template_set
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATES = get_template_set("default")

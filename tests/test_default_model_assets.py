@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from text4seg.default_model import DEFAULT_ROOT, locate_default_model
-from text4seg.default_package import INFERENCE_FIELDS, MAX_TOTAL_MB, folder_mb
+from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
+from text4seg.app.default_package import INFERENCE_FIELDS, MAX_TOTAL_MB, folder_mb
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
     from data_builders.synthetic import SyntheticConfig
     from data_builders.synthetic.build import build
     from stsam_refiner.build import load_refiner
-    from text4seg.default_eval import EvalSettings, evaluate_default
+    from text4seg.app.default_eval import EvalSettings, evaluate_default
 
     check = default.manifest["check"]
     config = SyntheticConfig.from_yaml(REPO / check["val_config"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from text4seg.default_package import INFERENCE_FIELDS, copy_assets, write_manifest
+from text4seg.app.default_package import INFERENCE_FIELDS, copy_assets, write_manifest
 from text4seg.mllm.full_train import (
     FullTrainConfig,
     answer_text_grid,
@@ -127,7 +127,7 @@ def _conversations(tmp_path: Path, synthetic: Path) -> Path:
         save_conversations,
         segmentation_sample,
     )
-    from text4seg.templates import get_template_set
+    from text4seg.core.templates import get_template_set
 
     rows = datasets.load_from_disk(str(synthetic))
     templates, rng = get_template_set("default"), np.random.default_rng(0)
@@ -182,7 +182,7 @@ def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from text4seg.default_eval import teacher_forced_gap
+    from text4seg.app.default_eval import teacher_forced_gap
 
     model = AutoModelForImageTextToText.from_pretrained(tmp_path / "mllm" / "model")
     processor = AutoProcessor.from_pretrained(tmp_path / "mllm" / "model")

@@ -16,12 +16,12 @@ import pytest
 import torch
 from pipeline_support import REPO, subprocess_env, tiny_checkpoints, totaltext_folder
 
-from text4seg.cli import main
-from text4seg.evaluation.records import RecordWriter, check_run_settings, mark_done, read_records
-from text4seg.evaluation.report import compute_report, metrics_only
-from text4seg.evaluation.runner import merge
-from text4seg.evaluation.samples import EvalSample
-from text4seg.evaluation.scoring import score_sample
+from text4seg.app.cli import main
+from text4seg.app.evaluation.records import RecordWriter, check_run_settings, mark_done, read_records
+from text4seg.app.evaluation.report import compute_report, metrics_only
+from text4seg.app.evaluation.runner import merge
+from text4seg.app.evaluation.samples import EvalSample
+from text4seg.app.evaluation.scoring import score_sample
 
 torch.set_num_threads(1)
 
@@ -79,7 +79,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, tt_root, tmp
     out = tmp_path / "killed"
     records_file = out / "records" / "rank-0.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "text4seg.cli", *eval_args(tt_root, out)],
+        [sys.executable, "-m", "text4seg.app.cli", *eval_args(tt_root, out)],
         cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 300
@@ -111,7 +111,7 @@ def test_two_torchrun_processes_equal_one_process_exactly(reference, tt_root, tm
     out = tmp_path / "sharded"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0"]
     proc = subprocess.run(
-        [*cmd, "-m", "text4seg.cli", *eval_args(tt_root, out)],
+        [*cmd, "-m", "text4seg.app.cli", *eval_args(tt_root, out)],
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -170,7 +170,7 @@ def test_torn_last_line_is_dropped_and_settings_are_checked(tmp_path):
 def test_shards_starting_together_both_record_the_settings(tmp_path, monkeypatch):
     """Two shards of a fresh run both find no run.json and both write it; the second writer's file
     lands between the first writer's write and rename (the race that once failed a 2-process eval)."""
-    import text4seg.evaluation.records as records
+    import text4seg.app.evaluation.records as records
 
     settings = {"split": "test", "grid": [8, 8]}
     real_replace, calls = os.replace, []

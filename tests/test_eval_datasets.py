@@ -13,9 +13,9 @@ import pytest
 import torch
 from pipeline_support import tiny_checkpoints
 
-from text4seg.cli import main
-from text4seg.evaluation.records import read_records
-from text4seg.evaluation.samples import iter_samples
+from text4seg.app.cli import main
+from text4seg.app.evaluation.records import read_records
+from text4seg.app.evaluation.samples import iter_samples
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"

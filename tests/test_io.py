@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from text4seg.io import ImageLoadError, as_rgb_array, load_image
+from text4seg.core.io import ImageLoadError, as_rgb_array, load_image
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "1", "F"])

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from text4seg.masks import (
+from text4seg.core.masks import (
     descriptor_from_index,
     descriptor_from_mask,
     grid_from_mask,

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from text4seg.metrics import RecMeter, ReferringMeter, SceneTextMeter, SemanticMeter, box_iou, mask_box
+from text4seg.core.metrics import RecMeter, ReferringMeter, SceneTextMeter, SemanticMeter, box_iou, mask_box
 
 
 def _mask(h, w, *cells):

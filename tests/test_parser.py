@@ -5,8 +5,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from text4seg.codec import encode_full, encode_rrle, format_answer
-from text4seg.parser import parse_answer
+from text4seg.core.codec import encode_full, encode_rrle, format_answer
+from text4seg.core.parser import parse_answer
 
 SENTENCE = "Sure, here is the segmentation mask for 'dog':"
 

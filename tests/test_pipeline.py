@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints, tiny_pipeline
 
-from text4seg.default_model import DefaultModelMissing
-from text4seg.io import ImageLoadError
+from text4seg.app.default_model import DefaultModelMissing
+from text4seg.core.io import ImageLoadError
 from text4seg.mllm.generate import CoarseMaskResult
-from text4seg.pipeline import PipelineConfig, Text4SegPipeline
-from text4seg.query import interpret_query
-from text4seg.visualize import overlay_masks
+from text4seg.app.pipeline import PipelineConfig, Text4SegPipeline
+from text4seg.core.query import interpret_query
+from text4seg.core.visualize import overlay_masks
 
 torch.set_num_threads(1)
 

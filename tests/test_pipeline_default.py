@@ -2,7 +2,7 @@
 text in this image" --out DIR` on the shipped example, examples/coffee_signs.png (a synthetic scene
 in held-out fonts, seed 777 — never used in training), exactly as scripts/demo.sh runs it.
 
-This fails, and never skips, when ``text4seg/assets/default/`` is missing: the model ships with the
+This fails, and never skips, when ``text4seg/app/assets/default/`` is missing: the model ships with the
 package, so a missing model is a broken install.
 """
 
@@ -20,11 +20,11 @@ def test_readme_main_job_segments_an_example_with_the_default_model(tmp_path):
     out = tmp_path / "demo"
     # No --model / --refiner: the embedded default model, loaded with no network (run_module sets
     # HF_HUB_OFFLINE); a missing default model makes this command exit 2 and the test fail.
-    proc = run_module("text4seg.cli", "segment", str(image), "--query", "segment the text in this image",
+    proc = run_module("text4seg.app.cli", "segment", str(image), "--query", "segment the text in this image",
                       "--out", str(out))  # fmt: skip
     assert "segmented 1/1 images, 0 failed" in proc.stdout
     record = json.loads((out / f"{image.stem}.json").read_text())
-    manifest = json.loads((REPO / "text4seg" / "assets" / "default" / "manifest.json").read_text())
+    manifest = json.loads((REPO / "text4seg" / "app" / "assets" / "default" / "manifest.json").read_text())
     assert record["task"] == "scene_text" and not record["parse_failed"] and record["repairs"] == []
     assert len(record["grid"].strip().split("\n")) == manifest["grid"][0]  # answered at the model's own grid
     photo = np.asarray(Image.open(image).convert("RGB"))

@@ -43,7 +43,7 @@ def test_configs_exist_and_reject_unknown_keys():
 
 def test_point_modes_resolve_through_the_pipeline_registry(monkeypatch, tmp_path):
     from stsam_refiner.sam_backbone import SAM_ARCHS, sam_from_arch
-    from text4seg import pipeline as pl
+    from text4seg.app import pipeline as pl
 
     for mode, target in POINT_REFINE_MODES.items():
         monkeypatch.setitem(pl.REFINE_MODES, mode, target)

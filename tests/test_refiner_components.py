@@ -131,7 +131,7 @@ def test_damage_grid_drops_adds_and_shifts():
 
 
 def test_cached_answer_becomes_a_grid():
-    from text4seg.codec import encode_rrle, format_answer
+    from text4seg.core.codec import encode_rrle, format_answer
 
     labels = [["others"] * 4 for _ in range(4)]
     labels[1][2] = "text"
@@ -173,7 +173,7 @@ def test_training_sample_from_cached_mllm_answer():
     from refiner_support import tiny_text_dataset
 
     from stsam_refiner.data import AugmentConfig, RefinerTrainSet
-    from text4seg.codec import encode_rrle, format_answer
+    from text4seg.core.codec import encode_rrle, format_answer
 
     labels = [["others"] * 4 for _ in range(4)]
     labels[0][1] = labels[3][3] = "text"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from serve_support import TEST_GRID, bomb_png, noise_png, text_photo, tiny_pipeline
 
-from text4seg.cli import build_parser
-from text4seg.commands.serve import config_from_args
-from text4seg.io import MAX_PIXELS
-from text4seg.web import RequestError, SegmentService, ServeConfig, WebAnswer
-from text4seg.web.service import RowsSoFar
+from text4seg.app.cli import build_parser
+from text4seg.app.commands.serve import config_from_args
+from text4seg.core.io import MAX_PIXELS
+from text4seg.app.web import RequestError, SegmentService, ServeConfig, WebAnswer
+from text4seg.app.web.service import RowsSoFar
 
 
 def _never_called(*args, **kwargs):
@@ -154,7 +154,7 @@ def test_stream_refuses_before_yielding_and_reraises_pipeline_errors(tmp_path):
 
 
 def _gray_to_rgb(path):
-    from text4seg.io import load_image
+    from text4seg.core.io import load_image
 
     return load_image(path)
 
@@ -162,7 +162,7 @@ def _gray_to_rgb(path):
 def test_page_handler_turns_failures_into_messages_without_tracebacks(tmp_path):
     import gradio as gr
 
-    from text4seg.web.app import _handler
+    from text4seg.app.web.app import _handler
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
@@ -181,8 +181,8 @@ def test_page_handler_turns_failures_into_messages_without_tracebacks(tmp_path):
 def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_path):
     from PIL import Image
 
-    from text4seg.web import build_app
-    from text4seg.web.examples import builtin_examples
+    from text4seg.app.web import build_app
+    from text4seg.app.web.examples import builtin_examples
 
     photo = text_photo(tmp_path / "example.png")
     app = build_app(pipeline=_never_called, config=ServeConfig(examples=[str(photo)]))
@@ -199,9 +199,9 @@ def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_pat
 
 
 def test_summary_escapes_user_text_and_names_each_labels_colour():
-    from text4seg.pipeline import SegmentationResult
-    from text4seg.visualize import PALETTE
-    from text4seg.web.service import summarize
+    from text4seg.app.pipeline import SegmentationResult
+    from text4seg.core.visualize import PALETTE
+    from text4seg.app.web.service import summarize
 
     mask = np.zeros((4, 8), dtype=bool)
     mask[1:3, 2:6] = True
@@ -249,7 +249,7 @@ def test_uploads_of_any_mode_and_exif_rotation_come_out_upright_rgb(tmp_path):
 
 
 def test_cli_rejects_bad_flags_before_loading_any_model(capsys):
-    from text4seg.cli import main
+    from text4seg.app.cli import main
 
     assert main(["serve", "--port", "0", "--model", "/nonexistent/model"]) == 2
     assert "text4seg serve: error: port must be in 1..65535, got 0" in capsys.readouterr().err

@@ -13,7 +13,7 @@ def chat_rows(n: int, *, grid: int = 4, seed: int = 0) -> dict:
     import numpy as np
     from PIL import Image
 
-    from text4seg.codec import BACKGROUND, encode_rrle, format_answer
+    from text4seg.core.codec import BACKGROUND, encode_rrle, format_answer
 
     rng = np.random.default_rng(seed)
     columns = {

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from text4seg.codec import SEG_CLOSE, SEG_OPEN
+from text4seg.core.codec import SEG_CLOSE, SEG_OPEN
 
 _RUN = re.compile(r"(?P<label>[^|*\n]+?) \*(?P<count>\d+)")
 

@@ -1,4 +1,4 @@
-"""Point refinement as refinement modes of ``text4seg.pipeline.Text4SegPipeline``.
+"""Point refinement as refinement modes of ``text4seg.app.pipeline.Text4SegPipeline``.
 
 The pipeline resolves ``PipelineConfig.refine_mode`` through its ``REFINE_MODES`` registry of
 "module:function" strings, each function taking (pipeline, RefineRequest) and returning
@@ -24,7 +24,7 @@ POINT_REFINE_MODES: dict[str, str] = {
     mode: f"stsam_refiner.points.pipeline_hook:refine_{mode}"
     for mode in ("tspp", "grid", "random", "text4seg")
 }
-"""Entries for ``text4seg.pipeline.REFINE_MODES``."""
+"""Entries for ``text4seg.app.pipeline.REFINE_MODES``."""
 
 
 def build_point_refiner(

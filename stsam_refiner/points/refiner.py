@@ -26,7 +26,7 @@ from stsam_refiner.points.prompting import (
 
 def coarse_to_image(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """K×g×g coarse maps (bool, or float thresholded at 0.5) → K×H×W bool by nearest upsampling."""
-    from text4seg.masks import upsample_grid
+    from text4seg.core.masks import upsample_grid
 
     coarse = np.asarray(coarse)
     hard = coarse > 0.5 if coarse.dtype != bool else coarse

@@ -4,7 +4,7 @@ Everything is measured on the d×d grid of candidate points (d = 32), not in pix
 
 - Grid point (i, j) sits at pixel ((j + ½)·W/d, (i + ½)·H/d), exactly where SAM's
   ``build_point_grid`` puts it; it belongs to mask k when the pixel under it is in the mask
-  (``text4seg.masks.grid_from_mask`` with the ``nearest`` rule). A mask given at d×d is used as is.
+  (``text4seg.core.masks.grid_from_mask`` with the ``nearest`` rule). A mask given at d×d is used as is.
 - area_k = the number of grid points in mask k, so P_k = min(ceil(area_k / g_p), m_p) counts
   points per grid point, which is what makes g_p = 5 mean "one expected point per five candidates".
   Measured in pixels, every mask above 5·m_p pixels would get P_k = m_p and the size term would vanish.
@@ -63,7 +63,7 @@ class TsppTarget:
 
 def point_mask(mask: np.ndarray, grid_size: int) -> np.ndarray:
     """H×W bool mask → d×d bool: which of SAM's d×d grid points fall inside it."""
-    from text4seg.masks import grid_from_mask
+    from text4seg.core.masks import grid_from_mask
 
     mask = np.asarray(mask, dtype=bool)
     if mask.shape == (grid_size, grid_size):

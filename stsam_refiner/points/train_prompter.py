@@ -59,7 +59,7 @@ def make_example(
     rng: np.random.Generator,
 ) -> PrompterExample:
     """Image (H×W×3 uint8) + the answer's GT masks (one H×W bool per class/instance) → example."""
-    from text4seg.masks import grid_from_mask
+    from text4seg.core.masks import grid_from_mask
 
     k, d = len(class_masks), target_cfg.grid_size
     index = np.zeros(image.shape[:2], dtype=np.int64)

@@ -191,7 +191,7 @@ def mask_form_prompts(scene: ShapeScene, cfg: PointSamTrainConfig, rng: np.rando
     """Text4Seg-refiner-style prompts: ((N×2P×2 coords, N×2P labels), N×1×M×M logits, N×H×W targets)."""
     from stsam_refiner.data import CoarseConfig, damage_grid
     from stsam_refiner.predict import coarse_to_mask_prompt
-    from text4seg.masks import grid_from_mask, upsample_grid
+    from text4seg.core.masks import grid_from_mask, upsample_grid
 
     coarse_cfg, size = CoarseConfig(), scene.label_map.shape
     mask_size = 4 * cfg.image_size // 16

@@ -103,8 +103,8 @@ class FullTrainConfig:
 
 def answer_text_grid(row: dict) -> np.ndarray | None:
     """grid_h×grid_w float {0,1} of the answer's non-background cells, or None for describe rows."""
-    from text4seg.codec import BACKGROUND
-    from text4seg.parser import parse_answer
+    from text4seg.core.codec import BACKGROUND
+    from text4seg.core.parser import parse_answer
 
     if row["task"] == "describe" or not row["grid_h"]:
         return None
@@ -151,7 +151,7 @@ def task_batches(tasks: list[str], weights: dict[str, float], *, batch_size: int
 
 def run_start_ids(tokenizer) -> dict[str, int]:
     """Token ids around descriptor runs: what precedes a run's label, and what is not a foreground label."""
-    from text4seg.codec import BACKGROUND
+    from text4seg.core.codec import BACKGROUND
 
     ids = {name: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(piece)[0])
            for name, piece in (("open", "<seg>"), ("row", "\n "), ("sep", "| "), ("close", "</seg>"),

@@ -1,8 +1,8 @@
 """Ask the MLLM for a segmentation and read its answer into coarse masks, optionally streaming rows.
 
 `segment(model, processor, image, query)` builds the user turn with the same templates the training
-conversations use (`text4seg.templates`), generates (grammar-constrained by default), parses the
-answer with `text4seg.parser.parse_answer` and upsamples each class's grid to the image size.
+conversations use (`text4seg.core.templates`), generates (grammar-constrained by default), parses the
+answer with `text4seg.core.parser.parse_answer` and upsamples each class's grid to the image size.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from text4seg.codec import BACKGROUND, SEG_OPEN
-from text4seg.masks import upsample_grid
-from text4seg.parser import Repair, parse_answer
-from text4seg.templates import IMAGE_TOKEN, TemplateSet, get_template_set
+from text4seg.core.codec import BACKGROUND, SEG_OPEN
+from text4seg.core.masks import upsample_grid
+from text4seg.core.parser import Repair, parse_answer
+from text4seg.core.templates import IMAGE_TOKEN, TemplateSet, get_template_set
 
 
 @dataclass(frozen=True)

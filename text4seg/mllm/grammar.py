@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from text4seg.codec import BACKGROUND, SEG_CLOSE, SEG_OPEN, validate_label
+from text4seg.core.codec import BACKGROUND, SEG_CLOSE, SEG_OPEN, validate_label
 
 SENTENCE = ("sentence",)
 DONE = ("done",)

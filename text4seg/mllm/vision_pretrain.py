@@ -39,7 +39,7 @@ class VisionPretrainConfig:
     grid: int = 16
     """Descriptor grid side the head predicts; must be a multiple of the patches per side."""
     grid_rule: str = "area"
-    """Ground-truth grid rule (``text4seg.masks.grid_from_mask``)."""
+    """Ground-truth grid rule (``text4seg.core.masks.grid_from_mask``)."""
     threshold: float = 0.1
     """Text coverage that makes a cell text under the area rule."""
     steps: int = 1500
@@ -119,7 +119,7 @@ class PatchGridData:
     def __init__(self, *, rows, processor, grid: int, rule: str, threshold: float) -> None:
         import torch
 
-        from text4seg.masks import grid_from_mask
+        from text4seg.core.masks import grid_from_mask
 
         images, grids = [], []
         for row in rows:

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from text4seg.io import MAX_PIXELS
+from text4seg.core.io import MAX_PIXELS
 
 LOOPBACK_NAMES = ("localhost",)
 TASKS = (None, "scene_text", "referring", "semantic")

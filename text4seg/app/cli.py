@@ -11,23 +11,23 @@ import sys
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "codec": (
-        "text4seg.commands.codec",
+        "text4seg.app.commands.codec",
         "encode masks as descriptors, parse model answers, run the codec demo",
     ),
     "chat": (
-        "text4seg.commands.chat",
+        "text4seg.app.commands.chat",
         "multi-turn REPL: /image PATH, ask queries, masks saved as it goes",
     ),
     "eval": (
-        "text4seg.commands.eval",
+        "text4seg.app.commands.eval",
         "evaluate on a dataset: coarse/refined metrics, CSV, JSON report, plots; resumable and sharded",
     ),
     "segment": (
-        "text4seg.commands.segment",
+        "text4seg.app.commands.segment",
         "segment images: masks, overlays and a JSON per image (default model unless checkpoints given)",
     ),
     "serve": (
-        "text4seg.commands.serve",
+        "text4seg.app.commands.serve",
         "web demo: upload an image, ask, see the overlay and the answer (Gradio, localhost by default)",
     ),
 }

@@ -29,7 +29,7 @@ class TemplateSet:
         questions: task -> non-empty tuple of question templates, each with one "{target}" slot
             (the describe questions may omit it).
         answers: segmentation task -> non-empty tuple of answer sentences with one "{target}" slot;
-            the sentence precedes "\\n<seg>...</seg>" (text4seg.codec.format_answer).
+            the sentence precedes "\\n<seg>...</seg>" (text4seg.core.codec.format_answer).
     """
 
     name: str

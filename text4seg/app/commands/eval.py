@@ -4,10 +4,10 @@ Writes ``OUT/per_image.csv``, ``OUT/report.json``, ``OUT/iou_histogram.png`` and
 ``OUT/coarse_vs_refined.png``; the last line printed is the report as one JSON object with flat
 dotted keys (``n_images``, ``coarse.fgIoU``, ``coarse.F``, ``coarse.grid_IoU``, ``oracle.fgIoU``,
 ``refined.fgIoU``, ``refined.F``, ``parse_failure_rate``, ``seconds_per_image``, …; see
-``text4seg.evaluation.report``).
+``text4seg.app.evaluation.report``).
 
 Resumable: rerun the same command after a kill and only the missing samples are evaluated.
-Sharded: under ``torchrun --nproc_per_node N -m text4seg.cli eval ...`` (or with ``RANK`` /
+Sharded: under ``torchrun --nproc_per_node N -m text4seg.app.cli eval ...`` (or with ``RANK`` /
 ``WORLD_SIZE`` set by any launcher) process r takes samples r::N and rank 0 merges. ``--merge``
 only merges a folder whose shards have finished.
 """
@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from text4seg.commands.segment import add_model_arguments, pipeline_from_args
+from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
 
 # Printed before the JSON line, in this order, for people reading the log.
 HEADLINE = (
@@ -41,7 +41,7 @@ HEADLINE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from text4seg.evaluation.samples import EVAL_DATASETS
+    from text4seg.app.evaluation.samples import EVAL_DATASETS
 
     parser.add_argument("--dataset", choices=EVAL_DATASETS, required=True)
     parser.add_argument("--root", type=Path, required=True, help="dataset folder (published layout)")
@@ -63,7 +63,7 @@ def _fingerprint(path: Path) -> list:
 
 
 def _model_settings(args: argparse.Namespace) -> dict:
-    from text4seg.default_model import DEFAULT_ROOT
+    from text4seg.app.default_model import DEFAULT_ROOT
 
     model = Path(args.model) if args.model else DEFAULT_ROOT / "mllm"
     refiner = None if args.no_refine or args.refiner == "none" else (args.refiner or DEFAULT_ROOT / "refiner")
@@ -92,7 +92,7 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
+    from text4seg.app.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
 
     out = args.out or _default_out(args)
     if args.merge:

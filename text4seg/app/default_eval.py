@@ -8,7 +8,7 @@ with a perfect prompt), and the MLLM asked about a *different* image of the set,
 this image's grid (``shuffled_grid_IoU``). A model that reads the image scores far higher on its own
 image than on a shuffled one; an image-blind model scores the same.
 
-    python -m text4seg.default_eval --mllm DIR --refiner FILE --data DIR [--limit N]
+    python -m text4seg.app.default_eval --mllm DIR --refiner FILE --data DIR [--limit N]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class EvalSettings:
     grid: tuple[int, int] = (8, 8)
     """Descriptor grid (gh, gw) the MLLM answers with."""
     grid_rule: str = "area"
-    """Rule of the ground-truth grids (``text4seg.masks.GRID_RULES``)."""
+    """Rule of the ground-truth grids (``text4seg.core.masks.GRID_RULES``)."""
     grid_threshold: float = 0.1
     """Area-rule text fraction."""
     shuffled_control: bool = True
@@ -57,14 +57,14 @@ class EvalSettings:
 
 
 def _meters() -> dict:
-    from text4seg.metrics import SceneTextMeter
+    from text4seg.core.metrics import SceneTextMeter
 
     names = ("coarse", "refined", "grid", "shuffled_grid", "oracle", "oracle_refined")
     return {name: SceneTextMeter() for name in names}
 
 
 def _pred_grid(result) -> np.ndarray:
-    from text4seg.codec import BACKGROUND
+    from text4seg.core.codec import BACKGROUND
 
     return np.array([[label != BACKGROUND for label in row] for row in result.grid], bool)
 
@@ -82,7 +82,7 @@ def evaluate_default(mllm, processor, refiner, rows, settings: EvalSettings) -> 
     import torch
     from tqdm.auto import tqdm
 
-    from text4seg.masks import grid_from_mask, upsample_grid
+    from text4seg.core.masks import grid_from_mask, upsample_grid
     from text4seg.mllm.generate import segment
 
     meters, cache = _meters(), {}
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     from data_builders.synthetic import load_synthetic
 
     parser = argparse.ArgumentParser(
-        prog="python -m text4seg.default_eval", description=__doc__.split("\n")[0]
+        prog="python -m text4seg.app.default_eval", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--mllm", required=True, help="MLLM save_pretrained folder")
     parser.add_argument("--refiner", required=True, help="refiner .safetensors checkpoint")

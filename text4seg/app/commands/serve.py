@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from text4seg.commands.segment import add_model_arguments, pipeline_from_args
-from text4seg.web.config import ServeConfig
+from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
+from text4seg.app.web.config import ServeConfig
 
 _DEFAULTS = ServeConfig()
 
@@ -74,7 +74,7 @@ def config_from_args(args: argparse.Namespace, *, model_grid: tuple[int, int]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.web import build_app, launch
+    from text4seg.app.web import build_app, launch
 
     # Check the flags before the (slow) model load.
     config_from_args(args, model_grid=args.grid or _DEFAULTS.grid)

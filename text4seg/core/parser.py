@@ -1,6 +1,6 @@
 """Tolerant parser for semantic descriptors written by a model.
 
-Unlike the strict decoders in :mod:`text4seg.codec`, :func:`parse_answer` never raises on text. It
+Unlike the strict decoders in :mod:`text4seg.core.codec`, :func:`parse_answer` never raises on text. It
 finds the ``<seg>…</seg>`` block (or a bare block), reads R-RLE and full-descriptor rows alike, and
 repairs row by row so that one bad row never shifts the rows after it (the reference parser's
 weakness, ../shared/REFERENCE.md §1). Every repair is recorded, so evaluation can report parse-failure
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from text4seg.codec import BACKGROUND, SEG_CLOSE, SEG_OPEN, Grid
+from text4seg.core.codec import BACKGROUND, SEG_CLOSE, SEG_OPEN, Grid
 
 # "label *N" with any spacing around the star; the label is everything before it.
 _RUN_RE = re.compile(r"^(?P<label>.*?)\s*\*\s*(?P<count>\S*)$", re.DOTALL)

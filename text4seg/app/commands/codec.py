@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.codec import FORMATS, format_answer
-from text4seg.commands import grid_size
-from text4seg.masks import GRID_RULES, descriptor_from_mask, upsample_grid
-from text4seg.parser import parse_answer
+from text4seg.core.codec import FORMATS, format_answer
+from text4seg.app.commands import grid_size
+from text4seg.core.masks import GRID_RULES, descriptor_from_mask, upsample_grid
+from text4seg.core.parser import parse_answer
 
 DEMO_SENTENCE = "Sure, here is the segmentation mask for 'text':"
 

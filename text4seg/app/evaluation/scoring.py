@@ -1,7 +1,7 @@
 """Per-sample scores, stored as one-image meter states so that any set of records re-adds exactly.
 
 Each record keeps, for the coarse, refined and oracle masks and for the patch grid, the state of a
-``text4seg.metrics`` meter that saw only that sample. The report merges those states in sample
+``text4seg.core.metrics`` meter that saw only that sample. The report merges those states in sample
 order, so a run split over processes, or resumed after a kill, sums the very same numbers in the very
 same order as one uninterrupted process.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from text4seg.codec import BACKGROUND
-from text4seg.masks import grid_from_mask, upsample_grid
-from text4seg.metrics import RecMeter, ReferringMeter, SceneTextMeter
+from text4seg.core.codec import BACKGROUND
+from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.metrics import RecMeter, ReferringMeter, SceneTextMeter
 
 # Meter kinds kept per mask source; the report rebuilds them by these names.
 METERS = {"scene": SceneTextMeter, "referring": ReferringMeter, "rec": RecMeter}

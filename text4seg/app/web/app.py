@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from text4seg.web.config import ServeConfig
-from text4seg.web.service import RequestError, RowsSoFar, SegmentService
+from text4seg.app.web.config import ServeConfig
+from text4seg.app.web.service import RequestError, RowsSoFar, SegmentService
 
 # Gradio phones home (analytics, version check) unless told not to; this demo runs offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -57,7 +57,7 @@ def _examples(config: ServeConfig) -> dict[str, str]:
     """{caption: image path} of the example uploads."""
     examples = {Path(path).name: str(path) for path in config.examples}
     if config.builtin_examples:
-        from text4seg.web.examples import builtin_examples
+        from text4seg.app.web.examples import builtin_examples
 
         examples.update(builtin_examples(tempfile.mkdtemp(prefix="text4seg-serve-examples-")))
     return examples
@@ -97,7 +97,7 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
     """A ``gradio.Blocks`` page around ``pipeline`` (see ``SegmentService`` for what it must accept).
 
     The event runs with ``preprocess=False`` so Gradio hands over the stored upload unopened:
-    decoding goes through ``text4seg.io.load_image``, which refuses decompression bombs by their
+    decoding goes through ``text4seg.core.io.load_image``, which refuses decompression bombs by their
     header before any pixels are decoded, instead of through PIL's own looser limit.
     """
     import gradio as gr

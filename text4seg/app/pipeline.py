@@ -20,18 +20,18 @@ from typing import Any
 import numpy as np
 
 from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
-from text4seg.codec import BACKGROUND, encode_rrle
-from text4seg.masks import GRID_RULES, upsample_grid
-from text4seg.metrics import mask_box
-from text4seg.query import Query, interpret_query
-from text4seg.visualize import overlay_masks
+from text4seg.core.codec import BACKGROUND, encode_rrle
+from text4seg.core.masks import GRID_RULES, upsample_grid
+from text4seg.core.metrics import mask_box
+from text4seg.core.query import Query, interpret_query
+from text4seg.core.visualize import overlay_masks
 
 # Refinement modes by config string -> "module:function". A function takes (pipeline, RefineRequest)
 # and returns {label: H×W bool}; it is imported only when used, so other packages can add modes here
 # without the pipeline importing them.
 REFINE_MODES: dict[str, str] = {
-    "stsam": "text4seg.pipeline:refine_stsam",
-    "none": "text4seg.pipeline:refine_none",
+    "stsam": "text4seg.app.pipeline:refine_stsam",
+    "none": "text4seg.app.pipeline:refine_none",
 }
 # SAM-MI sparse points (tspp, grid, random) and Text4Seg's point refiner; they need a point refiner
 # attached with stsam_refiner.points.pipeline_hook.attach_point_refiner (CLI: --points-config).
@@ -61,7 +61,7 @@ class PipelineConfig:
     """Test-time flips of the ST-SAM refiner: "h" (left-right), "v" (upside down); the mask comes from
     the mean logits of the plain and flipped views (``stsam_refiner.predict.refine_image``)."""
     template_set: str = "fixed"
-    """``text4seg.templates`` set that phrases the question."""
+    """``text4seg.core.templates`` set that phrases the question."""
     max_new_tokens: int | None = None
     """Generation budget (None: ``default_max_new_tokens`` of the grid)."""
 
@@ -134,7 +134,7 @@ class SegmentationResult:
     grid: list[list[str]]
     """Parsed descriptor grid, gh rows of gw labels."""
     repairs: list
-    """``text4seg.parser.Repair`` list (empty for a well-formed answer)."""
+    """``text4seg.core.parser.Repair`` list (empty for a well-formed answer)."""
     coarse_masks: dict[str, np.ndarray]
     """label → H×W bool, nearest-upsampled grid."""
     refined_masks: dict[str, np.ndarray]
@@ -166,7 +166,7 @@ class SegmentationResult:
 
     def overlay(self, image: np.ndarray, *, refined: bool = True) -> np.ndarray:
         """H×W×3 uint8: ``image`` with each class mask tinted and outlined in its own colour."""
-        from text4seg.io import as_rgb_array
+        from text4seg.core.io import as_rgb_array
 
         masks = self.refined_masks if refined else self.coarse_masks
         return overlay_masks(as_rgb_array(image), masks)
@@ -252,7 +252,7 @@ class Text4SegPipeline:
             default one, else ``PipelineConfig()``.
         Raises ``DefaultModelMissing`` (with build instructions) when a default part is needed but absent.
         """
-        from text4seg.default_model import DEFAULT_ROOT, locate_default_model
+        from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
         from text4seg.mllm.loading import load_mllm
 
         default = None
@@ -283,7 +283,7 @@ class Text4SegPipeline:
         grid: descriptor grid (default: the config's). task: force scene_text/referring/semantic
         instead of reading it from the query. on_row: called with each ``RowUpdate`` as it streams.
         """
-        from text4seg.io import as_rgb_array
+        from text4seg.core.io import as_rgb_array
 
         start = time.perf_counter()
         array = as_rgb_array(image)
@@ -331,7 +331,7 @@ class Text4SegPipeline:
 
     def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row):
         from text4seg.mllm.generate import segment
-        from text4seg.templates import get_template_set
+        from text4seg.core.templates import get_template_set
 
         labels = self._answer_labels(query)
         start = time.perf_counter()
@@ -380,7 +380,7 @@ def describe_image(mllm, image: np.ndarray, *, template_set: str = "fixed", max_
     import torch
 
     from text4seg.mllm.generate import build_inputs
-    from text4seg.templates import get_template_set
+    from text4seg.core.templates import get_template_set
 
     question = get_template_set(template_set).question("describe", "text")
     inputs = build_inputs(mllm.processor, image, question)

@@ -2,12 +2,12 @@
 
 ``base`` writes the untrained LLaVA (``text4seg.mllm.tiny.build_tiny_llava``) the training stages
 start from. ``package`` copies a trained MLLM folder and refiner checkpoint into
-``text4seg/assets/default/`` (layout in :mod:`text4seg.default_model`), measures them on a held-out
-synthetic set with :mod:`text4seg.default_eval`, and writes ``manifest.json``: what the pipeline
+``text4seg/app/assets/default/`` (layout in :mod:`text4seg.app.default_model`), measures them on a held-out
+synthetic set with :mod:`text4seg.app.default_eval`, and writes ``manifest.json``: what the pipeline
 needs at inference (grid, grid rule, ...) plus how the model was trained and what it scored.
 
-    python -m text4seg.default_package base --config configs/default/mllm.yaml --out runs/default/base
-    python -m text4seg.default_package package --mllm DIR --refiner FILE --val-data DIR --stages FILE
+    python -m text4seg.app.default_package base --config configs/default/mllm.yaml --out runs/default/base
+    python -m text4seg.app.default_package package --mllm DIR --refiner FILE --val-data DIR --stages FILE
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
-from text4seg.default_model import DEFAULT_ROOT
+from text4seg.app.default_model import DEFAULT_ROOT
 
 MAX_TOTAL_MB = 40.0
 REFINER_FILE = "refiner.safetensors"
@@ -73,7 +73,7 @@ def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffl
     import torch
 
     from data_builders.synthetic import load_synthetic
-    from text4seg.default_eval import EvalSettings, evaluate_default, load_parts
+    from text4seg.app.default_eval import EvalSettings, evaluate_default, load_parts
 
     torch.set_num_threads(threads)
     model, processor, refiner = load_parts(out / "mllm", out / "refiner" / REFINER_FILE)
@@ -86,7 +86,7 @@ def image_dependence(out: Path, *, conv_val: str, rows: int = 32) -> dict:
     import datasets
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from text4seg.default_eval import teacher_forced_gap
+    from text4seg.app.default_eval import teacher_forced_gap
 
     model = AutoModelForImageTextToText.from_pretrained(out / "mllm").eval()
     processor = AutoProcessor.from_pretrained(out / "mllm")
@@ -137,7 +137,7 @@ def package(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m text4seg.default_package", description=__doc__.split("\n")[0]
+        prog="python -m text4seg.app.default_package", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     base = sub.add_parser("base", help="write the random-weight base checkpoint")

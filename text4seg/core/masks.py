@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from text4seg.codec import BACKGROUND, Grid, validate_grid
+from text4seg.core.codec import BACKGROUND, Grid, validate_grid
 
 GRID_RULES = ("nearest", "area")
 

@@ -2,7 +2,7 @@
 
 Layout (written by ``scripts/build_default_model.sh``)::
 
-    text4seg/assets/default/
+    text4seg/app/assets/default/
       mllm/            a plain transformers ``save_pretrained`` folder (LoRA merged) with its processor
       refiner/         one stsam_refiner checkpoint (``*.safetensors`` holding its config as metadata)
       manifest.json    how the model was trained and what it expects at inference (fields below)
@@ -39,7 +39,7 @@ class DefaultModel:
     """Paths of a complete default-model asset folder and its manifest."""
 
     root: Path
-    """The asset folder (``text4seg/assets/default`` unless another root was given)."""
+    """The asset folder (``text4seg/app/assets/default`` unless another root was given)."""
     mllm: Path
     """transformers ``save_pretrained`` folder of the MLLM (config.json, weights, processor files)."""
     refiner: Path
@@ -55,7 +55,7 @@ class DefaultModel:
 
     @property
     def grid_rule(self) -> str:
-        """How training grids were made from masks (``text4seg.masks.GRID_RULES``)."""
+        """How training grids were made from masks (``text4seg.core.masks.GRID_RULES``)."""
         return str(self.manifest.get("grid_rule", "nearest"))
 
 

@@ -2,7 +2,7 @@
 
 Process ``rank`` of ``world_size`` (torchrun / accelerate set ``RANK`` and ``WORLD_SIZE``) takes
 samples ``rank::world_size`` that are not recorded yet, appends one record per sample
-(``text4seg.evaluation.records``) and marks itself done. Rank 0 then waits for every shard's marker
+(``text4seg.app.evaluation.records``) and marks itself done. Rank 0 then waits for every shard's marker
 and computes the report from all records. ``merge`` alone does the last step for a folder whose
 shards finished earlier.
 """
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from text4seg.evaluation.records import (
+from text4seg.app.evaluation.records import (
     RecordWriter,
     check_run_settings,
     mark_done,
     read_done,
     read_records,
 )
-from text4seg.evaluation.samples import EVAL_DATASETS, iter_samples
-from text4seg.evaluation.scoring import score_sample
+from text4seg.app.evaluation.samples import EVAL_DATASETS, iter_samples
+from text4seg.app.evaluation.scoring import score_sample
 
 
 @dataclass(kw_only=True)
@@ -175,7 +175,7 @@ def all_done_markers(out: Path) -> list[dict[str, Any]]:
 
 def merge(out: str | Path, *, markers: list[dict[str, Any]] | None = None):
     """Report from every record in ``out``; raises if a sample is missing. Returns (records, report)."""
-    from text4seg.evaluation.report import compute_report, write_report
+    from text4seg.app.evaluation.report import compute_report, write_report
 
     out = Path(out)
     markers = markers if markers is not None else all_done_markers(out)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
-from text4seg.commands import grid_size
+from text4seg.app.commands import grid_size
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--task", choices=("scene_text", "referring", "semantic"), help="force the task")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     group.add_argument(
-        "--refine-mode", default=None, help="key of text4seg.pipeline.REFINE_MODES (default: the model's)"
+        "--refine-mode", default=None, help="key of text4seg.app.pipeline.REFINE_MODES (default: the model's)"
     )
     points = parser.add_argument_group("point refinement (refine modes tspp, grid, random, text4seg)")
     points.add_argument("--points-config", help="PointsConfig YAML (configs/points/tspp.yaml)")
@@ -45,7 +45,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def pipeline_from_args(args: argparse.Namespace):
     """Load the pipeline the model options ask for (``--no-refine`` skips loading the refiner)."""
-    from text4seg.pipeline import Text4SegPipeline
+    from text4seg.app.pipeline import Text4SegPipeline
 
     if args.threads:
         import torch
@@ -138,7 +138,7 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.io import ImageLoadError, load_image
+    from text4seg.core.io import ImageLoadError, load_image
 
     pipeline = pipeline_from_args(args)
     failures: list[tuple[str, str]] = []

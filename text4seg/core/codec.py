@@ -14,7 +14,7 @@ Formats (``block`` is what sits between ``<seg>`` and ``</seg>``):
   row boundaries), joined by ``"| "`` on one line. The grid width must be known to decode it.
 
 The decoders here are strict: they raise :class:`DescriptorFormatError` on any deviation. Model
-output goes through :func:`text4seg.parser.parse_answer`, which repairs and reports instead.
+output goes through :func:`text4seg.core.parser.parse_answer`, which repairs and reports instead.
 """
 
 from __future__ import annotations
