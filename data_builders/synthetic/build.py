@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,11 @@ def iter_rendered(
     """Yield worker results for indices 0..n-1 in order (rows for "arrow", {id, split} otherwise)."""
     from tqdm import tqdm
 
+    if cfg.extended:
+        from data_builders.synthetic.corpus_scene import prepare_sources
+
+        for warning in prepare_sources(cfg):
+            print(f"warning: {warning}", file=sys.stderr)
     job = partial(render_index, cfg, seed, layout=layout, out=out)
     bar = tqdm(total=n, desc=f"synthetic {layout}", unit="img", disable=not progress)
     try:

@@ -7,6 +7,14 @@ from pathlib import Path
 
 FONT_SETS = ("train", "eval")
 LAYOUTS = ("arrow", "totaltext", "textseg")
+CORPUS_SPLITS = ("train", "select", "test")
+TEXT_LAYOUTS = ("scatter", "lines", "wave", "stacked", "ring")  # data_builders.synthetic.layouts
+# Fields whose non-default values switch on the extended generator (corpus_scene.compose_extended).
+_EXTENDED_DEFAULTS = {
+    "font_split": "", "background_split": "", "assets_dir": "", "text_layouts": ("scatter",),
+    "perspective_range": (0.05, 0.18), "p_occlusion": 0.0, "p_lighting": 0.0, "p_low_res": 0.0,
+    "p_hard_negative": 0.0, "p_textured_fill": 0.0,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +60,38 @@ class SyntheticConfig:
     """Largest in-plane rotation in degrees."""
     test_fraction: float = 0.1
     """Fraction of indices assigned to the "test" split (the rest is "train")."""
+    font_split: str = ""
+    """Corpus font families: "train", "select" or "test" (font_catalog: hundreds of families from
+    Debian and PyPI font packages, split by family). "" uses the legacy `fonts` set instead."""
+    background_split: str = ""
+    """Corpus photo backgrounds: "train", "select" or "test" (photos: wallpaper packages, scikit-image,
+    scikit-learn, split by source photo). "" uses the legacy scikit-image photos instead."""
+    assets_dir: str = ""
+    """A folder with fonts/ and backgrounds/ (made by `python -m data_builders.synthetic.pack_assets`)
+    that replaces the Debian and PyPI packages, for machines without them. "" reads the packages."""
+    p_decorative_font: float = 0.15
+    """With font_split: probability that an instance uses a decorative family (fonts-aenigma)."""
+    text_layouts: tuple[str, ...] = ("scatter",)
+    """Layout families drawn uniformly per text block (layouts.TEXT_LAYOUTS): scatter, lines, wave,
+    stacked, ring."""
+    perspective_range: tuple[float, float] = (0.05, 0.18)
+    """(low, high) corner jitter of a perspective warp, as a fraction of the block size."""
+    p_occlusion: float = 0.0
+    """Probability that 1-2 occluders (poles, leaves, stickers, blobs) cover part of the text."""
+    p_lighting: float = 0.0
+    """Probability of a lighting gain (gradient, spotlight, soft cast shadow) over the scene."""
+    p_low_res: float = 0.0
+    """Probability of a downscale-upscale (1.5-4x) of the finished image."""
+    p_hard_negative: float = 0.0
+    """Probability of 1-2 text-like patterns with no text (stripes, grilles, bricks, foliage, barcodes,
+    pictograms) in the background."""
+    p_textured_fill: float = 0.0
+    """Per text block: probability that the surface's shading shows through the text's paint."""
+
+    @property
+    def extended(self) -> bool:
+        """Whether any extended option is set (then `corpus_scene.compose_extended` draws the scene)."""
+        return any(getattr(self, name) != default for name, default in _EXTENDED_DEFAULTS.items())
 
     def __post_init__(self) -> None:
         if self.size < 32:
@@ -67,6 +107,26 @@ class SyntheticConfig:
                     raise ValueError(f"{f.name} {value} outside [0, 1]")
         if not 0.0 <= self.max_rotation <= 90.0:
             raise ValueError(f"max_rotation {self.max_rotation} outside [0, 90] degrees")
+        self._check_extended()
+
+    def _check_extended(self) -> None:
+        # YAML gives lists; tuples keep the config hashable and comparable.
+        object.__setattr__(self, "text_layouts", tuple(self.text_layouts))
+        object.__setattr__(self, "perspective_range", tuple(float(v) for v in self.perspective_range))
+        for name in ("font_split", "background_split"):
+            value = getattr(self, name)
+            if value and value not in CORPUS_SPLITS:
+                raise ValueError(f"{name} {value!r} not in {CORPUS_SPLITS} (or '' for the legacy sources)")
+        unknown = [v for v in self.text_layouts if v not in TEXT_LAYOUTS]
+        if not self.text_layouts or unknown:
+            raise ValueError(
+                f"text_layouts {list(self.text_layouts)} must be a non-empty subset of {TEXT_LAYOUTS}"
+            )
+        low, high = (self.perspective_range + (0.0, 0.0))[:2]
+        if len(self.perspective_range) != 2 or not 0.0 <= low <= high <= 0.4:
+            raise ValueError(
+                f"perspective_range {list(self.perspective_range)} must be [low, high], 0 <= low <= high <= 0.4"
+            )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SyntheticConfig:

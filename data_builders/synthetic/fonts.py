@@ -32,7 +32,10 @@ class FontSpec:
     style: str
     """Human words for the face: "regular", "bold", "italic", "bold italic", "light", ..."""
     kind: str
-    """"sans", "serif" or "mono"."""
+    """"sans", "serif" or "mono" ("script" and "display" too for corpus families)."""
+    stroke: float = 0.0
+    """Mean stroke thickness as a fraction of the font size, measured for corpus faces (0 = not
+    measured: the legacy sets). Corpus faces are drawn no smaller than `font_checks.min_font_size`."""
 
     @property
     def description(self) -> str:

@@ -68,7 +68,8 @@ class SyntheticScene:
         instance_masks: per-instance HxW bool stroke masks, disjoint, in `instances` order.
         instances: attributes per instance.
         background_kind: "photo:<name>" or "texture:<kind>".
-        post_effects: names of the degradations applied to `image`.
+        post_effects: names of what was applied beyond the text: degradations of `image` ("blur",
+            "noise", "jpeg", "lighting", "low_res"), "occlusion", and "negative:<kind>" patterns.
     """
 
     image: np.ndarray
@@ -246,6 +247,10 @@ def _instance(item: _Planned, colour: str, plate: str, size: int) -> Instance:
 
 def compose_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> SyntheticScene:
     """Draw one scene. Same config and same generator state give the same scene, bit for bit."""
+    if cfg.extended:  # corpus fonts/photos, surfaces, occlusion...: a separate path keeps old streams
+        from data_builders.synthetic.corpus_scene import compose_extended
+
+        return compose_extended(cfg, rng)
     background, kind = sample_background(rng, cfg.size, cfg.p_photo)
     if cfg.p_distractors > 0 and rng.random() < cfg.p_distractors:
         background = draw_distractors(background, rng, int(rng.integers(1, 7)))
