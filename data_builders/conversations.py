@@ -14,16 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from data_builders.readers import build_reader
 from data_builders.records import Record
-from text4seg.core.codec import BACKGROUND, encode_rrle, format_answer
+from data_builders.synthetic import load_synthetic
+from data_builders.synthetic.writers import decode_rle
+from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_answer
+from text4seg.core.config import Config
 from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask
-from text4seg.core.templates import TemplateSet
-
-_FORBIDDEN = ("|", "*", "\n", "\r", "<seg>", "</seg>")
+from text4seg.core.templates import TemplateSet, get_template_set
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConversationConfig:
+class ConversationConfig(Config):
     """How records become chat samples."""
 
     template_set: str = "default"
@@ -56,16 +58,6 @@ class ConversationConfig:
         if self.max_referring < 0:
             raise ValueError(f"max_referring {self.max_referring} < 0")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> ConversationConfig:
-        import yaml
-
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown ConversationConfig keys {unknown}")
-        return cls(**raw)
-
 
 @dataclass(frozen=True, kw_only=True)
 class ConversationSample:
@@ -89,13 +81,6 @@ class ConversationSample:
     grid_w: int
     grid_rule: str
     source_id: str
-
-
-def clean_label(text: str) -> str:
-    """A descriptor label cannot hold the codec's separators; replace them with spaces."""
-    for token in _FORBIDDEN:
-        text = text.replace(token, " ")
-    return " ".join(text.split()) or "object"
 
 
 def _chat(templates: TemplateSet, task: str, target: str, answer: str, q_index: int) -> list[dict[str, str]]:
@@ -221,8 +206,6 @@ def conversations_from_synthetic(
     row: dict, *, cfg: ConversationConfig, templates: TemplateSet, rng: np.random.Generator
 ) -> list[ConversationSample]:
     """Scene-text, referring and describe samples from one synthetic Arrow row."""
-    from data_builders.synthetic.writers import decode_rle
-
     image = np.asarray(row["image"].convert("RGB"))
     mask = np.asarray(row["mask"]) > 127
     source_id = row["source_id"]
@@ -332,8 +315,6 @@ def iter_synthetic_conversations(
 
 
 def _record_samples(args, cfg: ConversationConfig, templates: TemplateSet) -> Iterator[ConversationSample]:
-    from data_builders.readers import build_reader
-
     reader = build_reader(args.reader, root=args.root)
     for i, record in enumerate(reader.records(args.split)):
         if args.limit and i >= args.limit:
@@ -347,8 +328,6 @@ def _record_samples(args, cfg: ConversationConfig, templates: TemplateSet) -> It
 def main(argv: list[str] | None = None) -> None:
     """python -m data_builders.conversations (--synthetic DIR | --reader NAME --root DIR --split S) --out DIR"""
     import argparse
-
-    from text4seg.core.templates import get_template_set
 
     parser = argparse.ArgumentParser(prog="python -m data_builders.conversations", description=main.__doc__)
     parser.add_argument("--synthetic", help="synthetic Arrow dataset folder")
@@ -367,8 +346,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ConversationConfig.from_yaml(args.config) if args.config else ConversationConfig()
     templates = get_template_set(cfg.template_set)
     if args.synthetic:
-        from data_builders.synthetic import load_synthetic
-
         data = load_synthetic(args.synthetic)
         if args.limit:
             data = data.select(range(min(args.limit, len(data))))

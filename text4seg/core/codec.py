@@ -31,8 +31,10 @@ SEG_CLOSE = "</seg>"
 
 Grid = list[list[str]]
 
-# Characters that carry structure in the formats; a label holding one could not be read back.
-_FORBIDDEN_IN_LABEL = ("|", "*", "\n", "\r", SEG_OPEN, SEG_CLOSE)
+RESERVED_IN_LABEL = ("|", "*", "\n", "\r", SEG_OPEN, SEG_CLOSE)
+"""What carries structure in the formats; a label holding one of these could not be read back."""
+EMPTY_LABEL = "object"
+"""What :func:`clean_label` makes of a text with nothing left once the reserved tokens are gone."""
 
 
 class DescriptorFormatError(ValueError):
@@ -50,10 +52,22 @@ def validate_label(label: str) -> str:
         raise ValueError(f"descriptor label must be a non-empty string, got {label!r}")
     if label != label.strip():
         raise ValueError(f"descriptor label {label!r} has leading or trailing whitespace")
-    bad = [tok for tok in _FORBIDDEN_IN_LABEL if tok in label]
+    bad = [tok for tok in RESERVED_IN_LABEL if tok in label]
     if bad:
         raise ValueError(f"descriptor label {label!r} contains reserved {bad}")
     return label
+
+
+def clean_label(text: str) -> str:
+    """Free text (a class name, a referring sentence) made a label :func:`validate_label` accepts.
+
+    Reserved tokens become spaces, whitespace runs become one space, and an empty result becomes
+    ``EMPTY_LABEL``. The conversation builder labels training answers with it and query reading
+    names the labels an answer may use with it, so both spell a label the same way.
+    """
+    for token in RESERVED_IN_LABEL:
+        text = text.replace(token, " ")
+    return " ".join(text.split()) or EMPTY_LABEL
 
 
 def validate_grid(grid: Sequence[Sequence[str]]) -> tuple[int, int]:

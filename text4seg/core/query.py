@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from text4seg.core.codec import clean_label
+
 QUERY_TASKS = ("scene_text", "referring", "semantic")
 SCENE_TEXT_TARGET = "text"
 # Phrases that mean "all the text": the scene-text task rather than a referring expression.
@@ -32,7 +34,6 @@ _TRAILING = re.compile(
     r"(?:\s+(?:in|on)\s+(?:this|the)\s+(?:image|picture|photo))?\s*(?:with a mask)?\s*[.?!]*\s*$",
     re.IGNORECASE,
 )
-_FORBIDDEN = ("|", "*", "\n", "\r", "<seg>", "</seg>")
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,6 @@ class Query:
     """What fills the question template's {target} slot."""
     labels: tuple[str, ...]
     """Foreground labels the answer may use (background excluded)."""
-
-
-def descriptor_label(text: str) -> str:
-    """A label without the codec's separators (same rule as the conversation builder's)."""
-    for token in _FORBIDDEN:
-        text = text.replace(token, " ")
-    return " ".join(text.split()) or "object"
 
 
 def strip_query(query: str) -> str:
@@ -73,10 +67,10 @@ def interpret_query(query: str, *, task: str | None = None, referring_label: str
     if task is not None and task not in QUERY_TASKS:
         raise ValueError(f"task {task!r} not in {QUERY_TASKS}")
     if task == "semantic" or (task is None and "|" in query):
-        names = [descriptor_label(strip_query(part)) for part in query.split("|") if part.strip()]
+        names = [clean_label(strip_query(part)) for part in query.split("|") if part.strip()]
         return Query(task="semantic", target="|".join(names), labels=tuple(dict.fromkeys(names)))
     core = strip_query(query)
     if task == "scene_text" or (task is None and core.lower() in _SCENE_TEXT_PHRASES):
         return Query(task="scene_text", target=SCENE_TEXT_TARGET, labels=(SCENE_TEXT_TARGET,))
-    label = descriptor_label(core) if referring_label == "sentence" else SCENE_TEXT_TARGET
+    label = clean_label(core) if referring_label == "sentence" else SCENE_TEXT_TARGET
     return Query(task="referring", target=core, labels=(label,))
