@@ -3,8 +3,9 @@
 The TSPP head can take soft class maps (``prompter.soft_class_maps``): the label the answer names
 for a cell, weighted by the probability the MLLM gave that label. Generation does not keep those
 probabilities, so they are recomputed with one teacher-forced forward pass over prompt + answer (the
-same model and inputs as ``text4seg.mllm.generate.segment``): the probability of every answer token
-given everything before it. A run ``label *N`` gives each of its N cells the lowest probability among
+same model and inputs as ``text4seg.mllm.generate.segment``, both built by
+``text4seg.core.templates.build_inputs``): the probability of every answer token given everything
+before it. A run ``label *N`` gives each of its N cells the lowest probability among
 the tokens that spell its label — the label is the decision; counts and separators are bookkeeping.
 """
 
@@ -15,6 +16,7 @@ import re
 import numpy as np
 
 from text4seg.core.codec import SEG_CLOSE, SEG_OPEN
+from text4seg.core.templates import build_inputs
 
 _RUN = re.compile(r"(?P<label>[^|*\n]+?) \*(?P<count>\d+)")
 
@@ -76,8 +78,6 @@ def cell_confidence(
 def answer_token_probs(model, processor, image, question: str, answer: str) -> tuple[list, np.ndarray]:
     """Teacher-forced probabilities of the answer's tokens: (offsets, P(token | prefix) per token)."""
     import torch
-
-    from text4seg.mllm.generate import build_inputs
 
     inputs = build_inputs(processor, image, question)
     encoded = processor.tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)

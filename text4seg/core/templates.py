@@ -132,3 +132,16 @@ def get_template_set(name: str) -> TemplateSet:
     if name not in TEMPLATE_SETS:
         raise ValueError(f"template set {name!r} not in {sorted(TEMPLATE_SETS)}")
     return TEMPLATE_SETS[name]
+
+
+def build_inputs(processor, image, question: str):
+    """Processor inputs (tensors) for one user turn; `question` is "<image>\\n..." as in training data.
+
+    The image part is passed structurally so each checkpoint's chat template writes its own image
+    placeholder (LLaVA `<image>`, Qwen2-VL vision tokens); for the LLaVA template the text is identical.
+    Generation, the pipeline's describe call and teacher-forced confidence all build their prompt here.
+    """
+    text = question.removeprefix(f"{IMAGE_TOKEN}\n")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return processor(images=image, text=prompt, return_tensors="pt")

@@ -16,7 +16,7 @@ import numpy as np
 from text4seg.core.codec import BACKGROUND, SEG_OPEN
 from text4seg.core.masks import upsample_grid
 from text4seg.core.parser import Repair, parse_answer
-from text4seg.core.templates import IMAGE_TOKEN, TemplateSet, get_template_set
+from text4seg.core.templates import TemplateSet, build_inputs, get_template_set
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,6 @@ def query_labels(task: str, target: str) -> list[str]:
     if task == "semantic":
         return [name.strip() for name in target.split("|") if name.strip()]
     return [target]
-
-
-def build_inputs(processor, image, question: str):
-    """Processor inputs (tensors) for one user turn; `question` is "<image>\\n..." as in training data.
-
-    The image part is passed structurally so each checkpoint's chat template writes its own image
-    placeholder (LLaVA `<image>`, Qwen2-VL vision tokens); for the LLaVA template the text is identical.
-    """
-    text = question.removeprefix(f"{IMAGE_TOKEN}\n")
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return processor(images=image, text=prompt, return_tensors="pt")
 
 
 def default_max_new_tokens(height: int, width: int) -> int:
@@ -173,6 +161,7 @@ def segment(
 
 
 def _grammar_processor(tokenizer, grid, labels, sentence, max_new_tokens, cache):
+    # lazy: constrained imports transformers at module level; free decoding never needs it
     from text4seg.mllm.constrained import RrleLogitsProcessor, masks_for
 
     cache = cache if cache is not None else {}
