@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from text4seg.mllm.loading import ARCHITECTURES, MllmConfig, architecture_of, load_mllm
+from text4seg.mllm.architectures import ARCHITECTURES, architecture_of
+from text4seg.mllm.loading import MllmConfig, load_mllm
 from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava, build_tiny_qwen2vl
 
 torch.set_num_threads(1)
@@ -78,8 +79,8 @@ def test_mllm_config_invariants():
     with pytest.raises(ValueError, match="quantization '3bit'"):
         MllmConfig(path="x", quantization="3bit")
     with pytest.raises(ValueError, match="either lora"):
-        MllmConfig(path="x", lora={"r": 4}, adapter="y")
-    assert MllmConfig(path="x", lora={"r": 4}).lora.r == 4
+        MllmConfig.from_dict({"path": "x", "lora": {"r": 4}, "adapter": "y"})
+    assert MllmConfig.from_dict({"path": "x", "lora": {"r": 4}}).lora.r == 4
 
 
 def test_qwen2vl_lora_keeps_the_vision_tower_frozen_and_trains_the_merger(checkpoints):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from text4seg.mllm.loading import load_mllm
-from text4seg.mllm.lora import LoraSettings, merge_adapter, merge_qlora_adapter, save_adapter
+from text4seg.mllm.loading import load_mllm, merge_qlora_adapter
+from text4seg.mllm.lora import LoraSettings, merge_adapter, save_adapter
 from text4seg.mllm.tiny import build_tiny_llava
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
 The architecture is whatever the checkpoint's own `config.json` says (`model_type`); per-architecture
 details — which modules are the language model, the vision tower and the projector — come from the
-`ARCHITECTURES` registry keyed by that string, never from the folder name.
+`text4seg.mllm.architectures.ARCHITECTURES` registry keyed by that string, never from the folder name.
 """
 
 from __future__ import annotations
@@ -11,79 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from text4seg.mllm.lora import LoraSettings
+from text4seg.core.config import Config
+from text4seg.mllm.architectures import ArchitectureSpec, architecture_of
+from text4seg.mllm.lora import LoraSettings, attach_lora, load_adapter, merge_adapter
 
 DTYPES = ("float32", "bfloat16", "float16")
 QUANTIZATIONS = (None, "4bit", "8bit")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ArchitectureSpec:
-    """Where the parts of one multimodal architecture live, as dotted module prefixes."""
-
-    language_model: str
-    """The language model's decoder (LoRA targets its linear layers only)."""
-    vision_tower: str
-    """The vision encoder (always frozen); modules under `projector` are not part of it."""
-    projector: str
-    """The vision→language projector (trainable, LoRA'd or frozen per `LoraSettings`)."""
-    lm_head: str = "lm_head"
-    """Output projection (kept in full precision when the LM is quantized)."""
-
-    def part_of(self, name: str) -> str | None:
-        """Which part ("language_model", "vision_tower", "projector", "lm_head") a module/parameter
-        name belongs to, with or without peft's `base_model.model.` prefix."""
-        name = name.removeprefix("base_model.model.")
-        # The projector is checked first: Qwen2-VL nests it inside the vision module.
-        for part in ("projector", "vision_tower", "language_model", "lm_head"):
-            prefix = getattr(self, part)
-            if name == prefix or name.startswith(prefix + "."):
-                return part
-        return None
-
-    def module_names(self, model, part: str) -> list[str]:
-        """Names of the linear leaf modules (plain or bitsandbytes) that belong to `part`."""
-        return [
-            name
-            for name, module in model.named_modules()
-            if _is_linear(module) and self.part_of(name) == part
-        ]
-
-
-def _is_linear(module) -> bool:
-    import torch
-
-    return isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")
-
-
-ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "llava": ArchitectureSpec(
-        language_model="model.language_model",
-        vision_tower="model.vision_tower",
-        projector="model.multi_modal_projector",
-    ),
-    # Qwen2-VL keeps its projector (the patch merger) inside the vision module.
-    "qwen2_vl": ArchitectureSpec(
-        language_model="model.language_model",
-        vision_tower="model.visual",
-        projector="model.visual.merger",
-    ),
-}
-ARCHITECTURES["qwen2_5_vl"] = ARCHITECTURES["qwen2_vl"]
-
-
-def architecture_of(config) -> ArchitectureSpec:
-    """The registry entry for a transformers config (by its `model_type`)."""
-    try:
-        return ARCHITECTURES[config.model_type]
-    except KeyError:
-        raise ValueError(
-            f"model_type {config.model_type!r} has no entry in ARCHITECTURES {sorted(ARCHITECTURES)}"
-        ) from None
-
-
-@dataclass(kw_only=True)
-class MllmConfig:
+class MllmConfig(Config):
     """How to load the multimodal LLM."""
 
     path: str
@@ -100,20 +37,12 @@ class MllmConfig:
     """Passed to `from_pretrained` ("cpu", "auto", ...)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} not in {DTYPES}")
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization {self.quantization!r} not in {QUANTIZATIONS}")
         if self.lora is not None and self.adapter is not None:
             raise ValueError("give either lora (new adapters) or adapter (saved ones), not both")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> MllmConfig:
-        import yaml
-
-        return cls(**yaml.safe_load(Path(path).read_text()))
 
 
 @dataclass
@@ -173,7 +102,9 @@ def load_mllm(
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from text4seg.mllm.lora import attach_lora, load_adapter
+    from text4seg.mllm.text_vision import register  # lazy: pulls torch, transformers and the backbone
+
+    register()  # the project's own vision tower must be known before its config is read
 
     config = MllmConfig(
         path=str(path),
@@ -210,3 +141,45 @@ def load_mllm_from_config(config: MllmConfig) -> LoadedMllm:
         adapter=config.adapter,
         device_map=config.device_map,
     )
+
+
+def merge_qlora_adapter(base_path: str | Path, adapter_dir: str | Path, *, dtype: str = "float32"):
+    """Merge a QLoRA adapter into the dequantized base: the merged model computes what 4-bit + LoRA did.
+
+    Folding into the original full-precision weights instead would add the quantization error the
+    adapter was never trained to see.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from text4seg.mllm.text_vision import register  # lazy: pulls torch, transformers and the backbone
+
+    register()
+
+    quantized = load_mllm(base_path, dtype=dtype, quantization="4bit").model
+    dequantized = _dequantized_weights(quantized)
+    del quantized
+    model = AutoModelForImageTextToText.from_pretrained(base_path, dtype=getattr(torch, dtype))
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, weight in dequantized.items():
+            target = modules[name].weight
+            if target.shape != weight.shape:
+                raise ValueError(f"{name}: dequantized {tuple(weight.shape)} != base {tuple(target.shape)}")
+            target.copy_(weight.to(target.dtype))
+    return merge_adapter(load_adapter(model, adapter_dir))
+
+
+def _dequantized_weights(model) -> dict:
+    import bitsandbytes as bnb
+
+    weights = {}
+    for name, module in model.named_modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            weight = module.weight
+            weights[name] = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(
+                module.out_features, module.in_features
+            )
+    if not weights:
+        raise ValueError("no bitsandbytes Linear4bit module found: the model is not 4-bit quantized")
+    return weights

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from text4seg.mllm.architectures import ArchitectureSpec
+
 PROJECTOR_MODES = ("train", "lora", "freeze")
 LM_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -42,7 +44,7 @@ class LoraSettings:
         object.__setattr__(self, "layers", tuple(self.layers))
 
 
-def lora_target_regex(model, *, spec, settings: LoraSettings) -> str:
+def lora_target_regex(model, *, spec: ArchitectureSpec, settings: LoraSettings) -> str:
     """Full-match regex over module names: the LM's chosen linear layers (+ projector linears if "lora")."""
     language = rf"{re.escape(spec.language_model)}\.(?:.*\.)?(?:{'|'.join(map(re.escape, settings.layers))})"
     if settings.projector != "lora":
@@ -53,14 +55,14 @@ def lora_target_regex(model, *, spec, settings: LoraSettings) -> str:
     return rf"(?:{language})|(?:{projector})"
 
 
-def _projector_module_names(model, spec) -> list[str]:
+def _projector_module_names(model, spec: ArchitectureSpec) -> list[str]:
     """The projector module itself, for peft's `modules_to_save` (saved in full with the adapter)."""
     if spec.projector not in dict(model.named_modules()):
         raise ValueError(f"projector {spec.projector!r} is not a module of {type(model).__name__}")
     return [spec.projector]
 
 
-def attach_lora(model, *, spec, settings: LoraSettings, quantized: bool = False):
+def attach_lora(model, *, spec: ArchitectureSpec, settings: LoraSettings, quantized: bool = False):
     """Wrap `model` in a `PeftModel` with fresh adapters; only adapters (+ projector if "train") train."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -100,45 +102,7 @@ def load_adapter(model, adapter_dir: str | Path, *, trainable: bool = False):
 def merge_adapter(peft_model):
     """Fold the adapters into a full-precision base and return the plain transformers model."""
     if getattr(peft_model, "is_loaded_in_4bit", False) or getattr(peft_model, "is_loaded_in_8bit", False):
-        raise ValueError("the base is quantized: merge with merge_qlora_adapter(base_path, adapter_dir)")
+        raise ValueError(
+            "the base is quantized: merge with text4seg.mllm.loading.merge_qlora_adapter(base_path, adapter_dir)"
+        )
     return peft_model.merge_and_unload()
-
-
-def merge_qlora_adapter(base_path: str | Path, adapter_dir: str | Path, *, dtype: str = "float32"):
-    """Merge a QLoRA adapter into the dequantized base: the merged model computes what 4-bit + LoRA did.
-
-    Folding into the original full-precision weights instead would add the quantization error the
-    adapter was never trained to see.
-    """
-    import torch
-    from transformers import AutoModelForImageTextToText
-
-    from text4seg.mllm.loading import load_mllm
-
-    quantized = load_mllm(base_path, dtype=dtype, quantization="4bit").model
-    dequantized = _dequantized_weights(quantized)
-    del quantized
-    model = AutoModelForImageTextToText.from_pretrained(base_path, dtype=getattr(torch, dtype))
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        for name, weight in dequantized.items():
-            target = modules[name].weight
-            if target.shape != weight.shape:
-                raise ValueError(f"{name}: dequantized {tuple(weight.shape)} != base {tuple(target.shape)}")
-            target.copy_(weight.to(target.dtype))
-    return merge_adapter(load_adapter(model, adapter_dir))
-
-
-def _dequantized_weights(model) -> dict:
-    import bitsandbytes as bnb
-
-    weights = {}
-    for name, module in model.named_modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            weight = module.weight
-            weights[name] = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).reshape(
-                module.out_features, module.in_features
-            )
-    if not weights:
-        raise ValueError("no bitsandbytes Linear4bit module found: the model is not 4-bit quantized")
-    return weights
