@@ -33,3 +33,17 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "bootstrap: /usr/bin/chromium is missing and cannot be installed here; the browser test will fail (apt-get install chromium)" >&2
   fi
 fi
+
+# The synthetic corpus draws fonts and photos from Debian packages (listed in
+# data_builders.synthetic.font_catalog and .photos: 128 packages, ~256 MB to download, ~424 MB
+# installed). Without them it falls back to what is installed and warns which packages are missing.
+corpus_pkgs=$(.venv/bin/python -c 'from data_builders.synthetic.font_catalog import DEBIAN_FONT_PACKAGES as f; from data_builders.synthetic.photos import DEBIAN_BACKGROUND_PACKAGES as b; print(" ".join((*f, *b)))')
+missing_pkgs=$(for p in $corpus_pkgs; do [ -f "/var/lib/dpkg/info/$p.list" ] || echo "$p"; done | tr '\n' ' ')
+if [ -n "${missing_pkgs// /}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing $(echo $missing_pkgs | wc -w) Debian font/wallpaper packages for the synthetic corpus" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing_pkgs >/dev/null
+  else
+    echo "bootstrap: Debian packages for the synthetic corpus are missing and cannot be installed here (the corpus uses what is installed): $missing_pkgs" >&2
+  fi
+fi

@@ -57,7 +57,7 @@ fonts-le-murmure fonts-klaudia-berenika fonts-fantasma fonts-ecolier-court fonts
 )
 PYPI_FONT_PACKAGES = (
     "font_roboto", "font_source_sans_pro", "font_lato", "font_source_serif_pro", "font_amatic_sc",
-    "font_caladea", "font_fjallaone", "font_fredoka_one", "font_hanken_grotesk", "font_intuitive",
+    "font_caladea", "font_fredoka_one", "font_hanken_grotesk", "font_intuitive",
     "font_manrope", "font_rhd",
 )  # fmt: skip
 _DPKG_INFO = Path("/var/lib/dpkg/info")
