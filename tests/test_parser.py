@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from text4seg.core.codec import encode_full, encode_rrle, format_answer
-from text4seg.core.parser import parse_answer
+from text4seg.core.parser import MAX_INFERRED_WIDTH, parse_answer
 
 SENTENCE = "Sure, here is the segmentation mask for 'dog':"
 
@@ -98,7 +98,7 @@ def test_hostile_counts_are_capped():
     assert parsed.grid == [["dog"] * 8]
     assert "count_capped" in [r.kind for r in parsed.repairs]
     inferred = parse_answer("<seg>dog *99999999999999\n</seg>")
-    assert inferred.width == 4096
+    assert inferred.width == MAX_INFERRED_WIDTH
 
 
 def test_size_is_inferred_when_not_given():
