@@ -20,6 +20,7 @@ from stsam_refiner.model import STSAMRefiner
 from stsam_refiner.sam_backbone import LoadReport, build_sam
 from stsam_refiner.text_encoders import FrozenTextEncoder, build_text_encoder
 from stsam_refiner.text_prompt import load_sentences
+from text4seg.core.checkpoints import check_safetensors
 
 FORMAT = "stsam_refiner/1"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,9 +87,12 @@ def save_refiner(model: STSAMRefiner, path: str | Path) -> list[str]:
 
 
 def read_refiner_config(path: str | Path) -> RefinerConfig:
-    """The config stored in a project checkpoint."""
+    """The config stored in a project checkpoint (a pickle is refused unread: CheckpointRefusedError)."""
     from safetensors import safe_open
 
+    check_safetensors(
+        path, convert=f"stsam_refiner.build.save_refiner(model, '{Path(path).stem}.safetensors')"
+    )
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("format") != FORMAT:

@@ -16,6 +16,7 @@ from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
 
 from stsam_refiner.config import DensePromptConfig
+from text4seg.core.checkpoints import check_pretrained_folder
 
 # MiT numbers from the SegFormer paper; ``tiny`` is this project's CPU-sized variant.
 SEGFORMER_CONFIGS: dict[str, dict] = {
@@ -34,6 +35,7 @@ def build_segformer(cfg: DensePromptConfig) -> nn.Module:
     from transformers import SegformerConfig, SegformerModel
 
     if cfg.pretrained:
+        check_pretrained_folder(cfg.pretrained)
         return SegformerModel.from_pretrained(cfg.pretrained)
     if cfg.segformer not in SEGFORMER_CONFIGS:
         raise ValueError(f"dense_prompt.segformer {cfg.segformer!r} not in {sorted(SEGFORMER_CONFIGS)}")

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from text4seg.core.checkpoints import check_pretrained_folder
+
 QUESTION = "What attributes are useful for identifying text regions in scene text images?"
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d+[.)]|[a-zA-Z][.)])\s*")
 
@@ -61,6 +63,7 @@ def generate_sentences(
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+    check_pretrained_folder(model_path)
     model = AutoModelForCausalLM.from_pretrained(str(model_path), local_files_only=True).eval()
     request = build_request(question, n)
     if tokenizer.chat_template:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 from stsam_refiner.config import SamConfig
+from text4seg.core.checkpoints import check_safetensors, load_torch_checkpoint
 
 _PIXEL_MEAN = (123.675, 116.28, 103.53)
 _PIXEL_STD = (58.395, 57.12, 57.375)
@@ -126,12 +127,14 @@ def build_sam(cfg: SamConfig) -> tuple[Sam, LoadReport | None]:
 
 
 def read_sam_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """An official SAM checkpoint (a plain state_dict saved with ``torch.save``), read safely."""
+    """An official SAM checkpoint (a plain state_dict saved with ``torch.save``) or its safetensors
+    copy, read without running code (``text4seg.core.checkpoints``: a pickle that needs more is
+    refused with a one-line ``CheckpointRefusedError``)."""
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        return load_file(str(check_safetensors(path)))
+    state = load_torch_checkpoint(path)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state_dict, got {type(state).__name__}")
     return state

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from stsam_refiner.config import TextPromptConfig
+from text4seg.core.checkpoints import check_pretrained_folder
 
 
 def minilm_default_path() -> Path:
@@ -53,6 +54,7 @@ def _load_minilm(cfg: TextPromptConfig) -> FrozenTextEncoder:
 
     path = str(cfg.encoder_path or minilm_default_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
+    check_pretrained_folder(path)
     model = AutoModel.from_pretrained(path).eval().requires_grad_(False)
 
     def encode_batch(sentences: list[str]) -> torch.Tensor:

@@ -183,7 +183,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resume:
-        optimizer.load_state_dict(torch.load(out / "state" / "optimizer.pt", weights_only=True))
+        from text4seg.core.checkpoints import load_torch_checkpoint
+
+        optimizer.load_state_dict(load_torch_checkpoint(out / "state" / "optimizer.pt"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg), last_epoch=start - 1)
     dataset, loader = _make_loader(cfg, model.image_size)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

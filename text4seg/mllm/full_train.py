@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
 from text4seg.mllm.vision_pretrain import (
     HEAD_NAME,
     make_patch_head,
@@ -193,6 +194,7 @@ class _Trainer:
         out = Path(cfg.output_dir)
         self.resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if self.resume else Path(cfg.model_path)
+        check_pretrained_folder(source)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
         self.processor = AutoProcessor.from_pretrained(source)
         vision = self.model.model.vision_tower.config
@@ -209,7 +211,7 @@ class _Trainer:
         self.optimizer = self._optimizer(cfg)
         self.start = 0
         if self.resume:
-            state = torch.load(out / "state.pt", weights_only=True)
+            state = load_torch_checkpoint(out / "state.pt")
             self.optimizer.load_state_dict(state["optimizer"])
             self.start = int(state["step"])
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from text4seg.core.checkpoints import check_pretrained_folder
 from text4seg.core.config import Config
 from text4seg.mllm.architectures import ArchitectureSpec, architecture_of
 from text4seg.mllm.lora import LoraSettings, attach_lora, load_adapter, merge_adapter
@@ -114,6 +115,9 @@ def load_mllm(
         adapter=None if adapter is None else str(adapter),
         device_map=device_map,
     )
+    for folder in (path, adapter):  # pickled weights that need code: a one-line refusal, nothing run
+        if folder is not None:
+            check_pretrained_folder(folder)
     spec = architecture_of(AutoConfig.from_pretrained(path))
     torch_dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "device_map": device_map}

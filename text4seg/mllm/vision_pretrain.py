@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
+
 HEAD_NAME = "patch_head.safetensors"
 
 
@@ -183,6 +185,7 @@ class _Run:
         out = Path(cfg.output_dir)
         resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if resume else Path(cfg.model_path)
+        check_pretrained_folder(source)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
         self.processor = AutoProcessor.from_pretrained(source)
         self.tower = self.model.model.vision_tower
@@ -216,7 +219,7 @@ class _Run:
             from safetensors.torch import load_file
 
             self.head.load_state_dict(load_file(out / HEAD_NAME))
-            state = torch.load(out / "state.pt", weights_only=True)
+            state = load_torch_checkpoint(out / "state.pt")
             self.optimizer.load_state_dict(state["optimizer"])
             self.start = int(state["step"])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
