@@ -49,6 +49,12 @@ def test_bad_files_name_the_file(tmp_path):
             load_image(tmp_path / name)
 
 
+def test_a_directory_is_reported_as_a_directory(tmp_path):
+    (tmp_path / "photos.png").mkdir()
+    with pytest.raises(ImageLoadError, match=r"photos\.png: is a directory, not an image file$"):
+        load_image(tmp_path / "photos.png")
+
+
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     Image.new("L", (3000, 3000)).save(tmp_path / "big.png")
     with pytest.raises(ImageLoadError, match=r"big\.png.*decompression bomb"):

@@ -35,11 +35,14 @@ def _to_rgb(img):
 def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as an H×W×3 uint8 RGB array, upright per its EXIF orientation.
 
-    Raises :class:`ImageLoadError` naming ``path`` for a missing, unreadable, empty or oversized file.
+    Raises :class:`ImageLoadError` naming ``path`` for a missing, unreadable, empty or oversized file
+    and for a directory.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise ImageLoadError(f"{path}: no such image file")
     try:

@@ -144,4 +144,6 @@ def build_inputs(processor, image, question: str):
     text = question.removeprefix(f"{IMAGE_TOKEN}\n")
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return processor(images=image, text=prompt, return_tensors="pt")
+    # Images are H×W×C (arrays or PIL); said outright, since transformers guesses from the shape and
+    # takes a 1×1 or 3×W image for channels-first (a warning, and wrong pixel values for 3×W).
+    return processor(images=image, text=prompt, return_tensors="pt", input_data_format="channels_last")

@@ -113,8 +113,12 @@ class ChatCollator:
                 f"{name}: tokens merge across the prompt/answer/turn-end boundaries, "
                 "so no set of label tokens is exactly the answer"
             )
-        encoded = self.processor(
-            images=[row["image"]], text=[full], return_tensors="pt", add_special_tokens=False
+        encoded = self.processor(  # H×W×C said outright: transformers misreads 1×1 and 3×W images
+            images=[row["image"]],
+            text=[full],
+            return_tensors="pt",
+            add_special_tokens=False,
+            input_data_format="channels_last",
         )
         input_ids = encoded["input_ids"][0].tolist()
         tail = full_ids[len(prompt_ids) :]
