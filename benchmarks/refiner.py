@@ -139,16 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = RefinerConfig.from_yaml(args.config)
-    cfg.sam.checkpoint = None
-    cfg.dense_prompt.pretrained = None
+    cfg = RefinerConfig.from_yaml(
+        args.config, overrides={"sam.checkpoint": None, "dense_prompt.pretrained": None}
+    )
     notes = []
     tp = cfg.text_prompt
     if tp.enabled and tp.encoder != "minilm" and not (tp.encoder_path and Path(tp.encoder_path).exists()):
         # No local CLIP weights: time with the offline MiniLM (sentence embeddings are cached either
         # way, so only TextAffine's input width changes).
         notes.append(f"text encoder {tp.encoder} not available locally; timed with minilm")
-        tp.encoder, tp.encoder_path = "minilm", None
+        cfg = cfg.with_overrides({"text_prompt.encoder": "minilm", "text_prompt.encoder_path": None})
     model, _ = build_refiner(cfg)
     model.eval()
     sam, _ = build_sam(cfg.sam)

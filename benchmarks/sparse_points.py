@@ -63,16 +63,13 @@ def cfg_used(args):
     """The PointsConfig of this run (YAML + command-line overrides)."""
     from stsam_refiner.points.config import PointsConfig
 
-    cfg = PointsConfig.from_yaml(args.config)
-    if args.pred_iou is not None:
-        cfg.prompting.pred_iou_thresh = args.pred_iou
-    if args.stability is not None:
-        cfg.prompting.stability_score_thresh = args.stability
-    if args.sparse_pred_iou is not None:
-        cfg.prompting.sparse_pred_iou_thresh = args.sparse_pred_iou
-    if args.sparse_nms is not None:
-        cfg.prompting.sparse_box_nms_thresh = args.sparse_nms
-    return cfg
+    given = {
+        "prompting.pred_iou_thresh": args.pred_iou,
+        "prompting.stability_score_thresh": args.stability,
+        "prompting.sparse_pred_iou_thresh": args.sparse_pred_iou,
+        "prompting.sparse_box_nms_thresh": args.sparse_nms,
+    }
+    return PointsConfig.from_yaml(args.config, overrides={k: v for k, v in given.items() if v is not None})
 
 
 def miou(counts: dict, images: np.ndarray | slice = slice(None)) -> float:

@@ -114,7 +114,7 @@ def load_refiner(
 
     cfg = read_refiner_config(path)
     if sam_checkpoint is not None:
-        cfg.sam.checkpoint = sam_checkpoint
+        cfg = cfg.with_overrides({"sam.checkpoint": sam_checkpoint})
     model, built = build_refiner(cfg, text_encoder=text_encoder)
     stored = load_file(str(path))
     result = model.load_state_dict(stored, strict=False)

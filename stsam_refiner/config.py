@@ -3,42 +3,19 @@
 One dataclass per component (SAM backbone, adapters, dense visual prompt, sparse text prompt,
 cross-modal alignment, high-resolution head, loss) and :class:`RefinerConfig` that nests them.
 Each optional component has an ``enabled`` switch so that ST-SAM's Table 5 ablation is a YAML
-edit. Invariants are checked in ``__post_init__`` with errors that name the numbers. This module
-imports no torch so configs can be read anywhere.
+edit. Invariants are checked in ``__post_init__`` with errors that name the numbers. Loading and
+unknown-key errors come from :class:`text4seg.core.config.Config`. This module imports no torch so
+configs can be read anywhere.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Self
+
+from text4seg.core.config import Config
 
 
-class NestedConfig:
-    """YAML / dict round trip for a dataclass whose fields may be dataclasses (unknown keys raise)."""
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Build from nested plain dicts; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> Self:
-        """Read a YAML file whose top level is this config's fields."""
-        import yaml
-
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples become lists) that :meth:`from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))
-
-
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class SamConfig:
     """Which segment-anything model to build and at which input size."""
 
@@ -70,7 +47,7 @@ class SamConfig:
     """TwoWayTransformer MLP width for ``custom``."""
 
     def __post_init__(self) -> None:
-        self.encoder_global_attn_indexes = tuple(self.encoder_global_attn_indexes)
+        object.__setattr__(self, "encoder_global_attn_indexes", tuple(self.encoder_global_attn_indexes))
         if self.image_size % 16 != 0 or self.image_size < 64:
             raise ValueError(f"sam.image_size {self.image_size} must be a multiple of 16 and >= 64")
         bad = [i for i in self.encoder_global_attn_indexes if not 0 <= i < self.encoder_depth]
@@ -93,7 +70,7 @@ class SamConfig:
         return 4 * self.embedding_size
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AdapterConfig:
     """Two adapters per ViT block (Hi-SAM's design, REFERENCE.md §5), optional SAM-PTx text input."""
 
@@ -111,7 +88,7 @@ class AdapterConfig:
             raise ValueError(f"adapter.reduction {self.reduction} must be >= 1")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class DensePromptConfig:
     """SegFormer specialist → dense visual prompt, added to the coarse-mask dense embedding."""
 
@@ -144,7 +121,7 @@ class DensePromptConfig:
             )
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TextPromptConfig:
     """Sparse text prompt: general sentences + optional per-image description + learnable queries."""
 
@@ -178,7 +155,22 @@ class TextPromptConfig:
             )
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class TextPromptSentences(Config):
+    """A text-prompt sentence file (``configs/text_prompts.yaml``, written by ``prompt_gen``)."""
+
+    sentences: tuple[str, ...]
+    """The general sentences (LLM-written text attributes), stripped; none may be empty."""
+    question: str = ""
+    """The question the LLM answered with them (a record of where they came from)."""
+
+    def __post_init__(self) -> None:
+        if not self.sentences or not all(isinstance(s, str) and s.strip() for s in self.sentences):
+            raise ValueError("expected a non-empty 'sentences' list of non-empty strings")
+        object.__setattr__(self, "sentences", tuple(s.strip() for s in self.sentences))
+
+
+@dataclass(frozen=True, kw_only=True)
 class AlignmentConfig:
     """Cross-modal alignment: image embedding attends to the sparse text tokens."""
 
@@ -196,7 +188,7 @@ class AlignmentConfig:
             raise ValueError(f"alignment.depth {self.depth} and num_heads {self.num_heads} must be >= 1")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class HRHeadConfig:
     """High-resolution head: 2 transposed convs + 4 3×3 convs + hypernetwork MLP → full-size logits."""
 
@@ -213,7 +205,7 @@ class HRHeadConfig:
             raise ValueError(f"hr_head.channels {self.channels} must be >= 1")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class LossConfig:
     """Focal : dice : IoU-MSE weights (Hi-SAM's 20:1:1) on low-res and HR outputs."""
 
@@ -235,8 +227,8 @@ class LossConfig:
             raise ValueError("loss weights must be >= 0")
 
 
-@dataclass
-class RefinerConfig(NestedConfig):
+@dataclass(frozen=True, kw_only=True)
+class RefinerConfig(Config):
     """The whole refiner; every component can be switched off for ablations."""
 
     sam: SamConfig = field(default_factory=SamConfig)
@@ -271,32 +263,3 @@ class RefinerConfig(NestedConfig):
             alignment=AlignmentConfig(enabled=False),
             hr_head=HRHeadConfig(enabled=False),
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown} (known: {sorted(names)})")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple or (
-            isinstance(hint, types.UnionType) and tuple in map(typing.get_origin, typing.get_args(hint))
-        ):
-            value = tuple(value) if value is not None else None
-        kwargs[key] = value
-    return cls(**kwargs)

@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from data_builders.conversations import describe_instances
 from stsam_refiner.predict import coarse_to_mask_prompt
+from text4seg.core.codec import BACKGROUND
+from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.parser import parse_answer
 
 COARSE_SOURCES = ("gt", "cached")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class CoarseConfig:
     """How training coarse masks are made."""
 
@@ -55,7 +59,7 @@ class CoarseConfig:
             raise ValueError(f"coarse.grid {self.grid} must be >= 1 and max_shift {self.max_shift} >= 0")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
     """ST-SAM's augmentation."""
 
@@ -115,9 +119,6 @@ def damage_grid(grid: np.ndarray, cfg: CoarseConfig, rng: np.random.Generator) -
 
 def cached_grid(answer: str, grid: int) -> np.ndarray:
     """Foreground (non-``others``) cells of a cached MLLM answer, g×g bool."""
-    from text4seg.core.codec import BACKGROUND
-    from text4seg.core.parser import parse_answer
-
     parsed = parse_answer(answer, height=grid, width=grid)
     return np.array([[label != BACKGROUND for label in row] for row in parsed.grid], dtype=bool)
 
@@ -127,8 +128,6 @@ def describe(value) -> str | None:
     becomes the prose the MLLM is taught to say (``data_builders.conversations.describe_instances``)."""
     if value is None or isinstance(value, str):
         return value or None
-    from data_builders.conversations import describe_instances
-
     return describe_instances(value)
 
 
@@ -181,8 +180,6 @@ class RefinerTrainSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> RefinerSample:
         from torchvision import tv_tensors
-
-        from text4seg.core.masks import grid_from_mask, upsample_grid
 
         row = self.rows[int(index)]
         image = np.array(row["image"].convert("RGB"))

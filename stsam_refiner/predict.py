@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from stsam_refiner.model import STSAMRefiner
+from text4seg.core.inference import FLIPS
+from text4seg.core.masks import mask_prompt_logits, upsample_grid
 
 
 @dataclass
@@ -36,8 +38,6 @@ def coarse_to_mask_prompt(
     coarse: np.ndarray, *, original_size: tuple[int, int], mask_size: int
 ) -> np.ndarray:
     """Coarse mask covering the whole image (gh×gw grid or H×W, bool) → 1×M×M float32 logits."""
-    from text4seg.core.masks import mask_prompt_logits, upsample_grid
-
     h, w = ResizeLongestSide.get_preprocess_shape(original_size[0], original_size[1], mask_size)
     resized = upsample_grid(np.asarray(coarse, dtype=bool), size=(h, w))
     prompt = np.zeros((1, mask_size, mask_size), dtype=np.float32)
@@ -52,9 +52,6 @@ def prepare_image(model: STSAMRefiner, image: np.ndarray) -> tuple[torch.Tensor,
     tensor = torch.as_tensor(resized, device=model.sam.device).permute(2, 0, 1).contiguous()[None]
     return model.sam.preprocess(tensor.float()), tuple(resized.shape[:2])
 
-
-FLIPS = {"h": 1, "v": 0}
-"""Test-time flips of :func:`refine_image` and the image axis each one reverses."""
 
 
 def refine_image(

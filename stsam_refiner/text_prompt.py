@@ -19,20 +19,13 @@ from segment_anything.modeling.common import MLPBlock
 from segment_anything.modeling.transformer import Attention
 from torch import nn
 
-from stsam_refiner.config import AlignmentConfig, TextPromptConfig
+from stsam_refiner.config import AlignmentConfig, TextPromptConfig, TextPromptSentences
 from stsam_refiner.text_encoders import FrozenTextEncoder
 
 
 def load_sentences(path: str | Path) -> list[str]:
-    """The ``sentences`` list of a text-prompt YAML file (non-empty strings)."""
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    sentences = data.get("sentences")
-    if not isinstance(sentences, list) or not all(isinstance(s, str) and s.strip() for s in sentences):
-        raise ValueError(f"{path}: expected a non-empty 'sentences' list of strings")
-    return [s.strip() for s in sentences]
+    """The ``sentences`` list of a text-prompt YAML file (non-empty strings, stripped)."""
+    return list(TextPromptSentences.from_yaml(path).sentences)
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,14 +19,15 @@ from pathlib import Path
 import torch
 
 from stsam_refiner.build import build_refiner, load_refiner, resolve_path, save_refiner
-from stsam_refiner.config import NestedConfig, RefinerConfig
+from stsam_refiner.config import RefinerConfig
 from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
 from stsam_refiner.loss import refiner_loss
+from text4seg.core.training import CosineTrainingArguments
 
 
-@dataclass
-class TrainConfig(NestedConfig):
-    """One refiner training run."""
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(CosineTrainingArguments):
+    """One refiner training run; ``seed`` drives model init, shuffling and coarse-mask damage."""
 
     model_config: str = "configs/refiner/tiny.yaml"
     """RefinerConfig YAML (ignored when resuming or starting from ``init_checkpoint``)."""
@@ -39,44 +39,20 @@ class TrainConfig(NestedConfig):
     """Where checkpoints, optimizer state and the loss log go."""
     init_checkpoint: str | None = None
     """Project checkpoint to start from instead of a fresh model."""
-    steps: int = 1000
-    """Optimizer steps in total (a resumed run continues up to this number)."""
     batch_size: int = 4
     """Images per step per process (ST-SAM: 4)."""
-    lr: float = 1e-4
-    """AdamW learning rate (ST-SAM: 1e-4)."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
-    warmup_steps: int = 50
-    """Linear warm-up steps, then cosine decay to 10% at ``steps``."""
-    grad_clip: float = 1.0
-    """Gradient-norm clip (0: off)."""
     save_every: int = 200
     """Steps between checkpoints (one is always written at the end)."""
-    log_every: int = 10
-    """Steps between log lines."""
     num_workers: int = 0
     """DataLoader worker processes."""
-    threads: int = 0
-    """torch threads per process (0: leave torch's default)."""
     bf16: bool = False
     """bfloat16 autocast for forward + loss on CPU (~1.3x faster per step with AVX512-BF16); weights stay fp32."""
-    seed: int = 0
-    """Seed for model init, shuffling and coarse-mask damage."""
     description_column: str | None = None
     """Column with per-image descriptions (the synthetic ``instances`` list is turned into prose)."""
     coarse: CoarseConfig = field(default_factory=CoarseConfig)
     """How coarse masks are made."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Augmentation."""
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(
-                f"steps {self.steps}, batch_size {self.batch_size} must be >= 1 and lr {self.lr} > 0"
-            )
-        if self.save_every < 1 or self.log_every < 1:
-            raise ValueError(f"save_every {self.save_every} and log_every {self.log_every} must be >= 1")
 
 
 @dataclass
@@ -115,16 +91,6 @@ def load_rows(path: str, split: str | None):
     if len(rows) == 0:
         raise ValueError(f"{path}: no rows with split {split!r}")
     return rows
-
-
-def _schedule(cfg: TrainConfig):
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _initial_model(cfg: TrainConfig, out: Path):
@@ -186,7 +152,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         from text4seg.core.checkpoints import load_torch_checkpoint
 
         optimizer.load_state_dict(load_torch_checkpoint(out / "state" / "optimizer.pt"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg), last_epoch=start - 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor, last_epoch=start - 1)
     dataset, loader = _make_loader(cfg, model.image_size)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     loss_cfg = accelerator.unwrap_model(model).cfg.loss
@@ -244,25 +210,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--coarse-source", choices=["gt", "cached"])
     parser.add_argument("--description-column", help="per-image description column ('' for none)")
     args = parser.parse_args(argv)
-    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    for name in (
-        "data",
-        "output_dir",
-        "model_config",
-        "init_checkpoint",
-        "steps",
-        "batch_size",
-        "lr",
-        "save_every",
-        "threads",
-    ):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
+    names = ("data", "output_dir", "model_config", "init_checkpoint", "steps", "batch_size", "lr",
+             "save_every", "threads")  # fmt: skip
+    changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.description_column is not None:
-        cfg.description_column = args.description_column or None
+        changes["description_column"] = args.description_column or None
     if args.coarse_source:
-        cfg.coarse.source = args.coarse_source
-    cfg.__post_init__()
+        changes["coarse.source"] = args.coarse_source
+    if args.config:
+        cfg = TrainConfig.from_yaml(args.config, overrides=changes)
+    else:
+        cfg = TrainConfig().with_overrides(changes)
     if not cfg.data:
         parser.error("no training data: give --data or set data in the config")
     result = train(cfg)

@@ -11,6 +11,7 @@ from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints
 
 from text4seg.app.cli import main
+from text4seg.app.refiners import PointsRefiner
 from text4seg.mllm.generate import CoarseMaskResult
 
 torch.set_num_threads(1)
@@ -84,7 +85,6 @@ def test_refine_mode_option_is_checked_against_the_registry(tmp_path, capsys):
 
 
 def test_point_refinement_modes_are_wired_through_the_cli(tmp_path, capsys, monkeypatch):
-    import stsam_refiner.points.pipeline_hook as hook
     from stsam_refiner.points.train_sam import PointSamTrainConfig, save_point_sam
     from stsam_refiner.sam_backbone import SAM_ARCHS, sam_from_arch
 
@@ -94,9 +94,9 @@ def test_point_refinement_modes_are_wired_through_the_cli(tmp_path, capsys, monk
         sam_from_arch(SAM_ARCHS["tiny"], 64), sam_path, step=0, cfg=PointSamTrainConfig(image_size=64)
     )
     calls = []
-    real = hook._refine
+    real = PointsRefiner.refine
     monkeypatch.setattr(
-        hook, "_refine", lambda p, r, mode: calls.append((mode, sorted(r.grids))) or real(p, r, mode)
+        PointsRefiner, "refine", lambda self, r: calls.append((self.mode, sorted(r.grids))) or real(self, r)
     )
     grid = [["text", "text", "others", "others"]] + [["others"] * 4] * 3
     answer = CoarseMaskResult(text="", grid=grid, labels=["others", "text"], repairs=[], masks={},

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
-from text4seg.app.default_package import INFERENCE_FIELDS, MAX_TOTAL_MB, folder_mb
+from text4seg.app.default_package import DEFAULT_INFERENCE, MAX_TOTAL_MB, folder_mb
+from text4seg.core.inference import load_inference_settings
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -20,8 +21,8 @@ def default():
 
 def test_assets_are_complete_and_small(default):
     assert folder_mb(default.root / "mllm") + folder_mb(default.root / "refiner") <= MAX_TOTAL_MB
-    for key, value in INFERENCE_FIELDS.items():
-        assert default.manifest[key] == value, key
+    # The MLLM folder carries the settings it was trained for, as every checkpoint does.
+    assert load_inference_settings(default.mllm) == DEFAULT_INFERENCE
     metrics = default.manifest["metrics"]
     assert metrics["n_images"] >= 100
     for part in ("coarse", "refined", "oracle"):
@@ -39,22 +40,17 @@ def test_mllm_reads_the_image(default):
 
 
 def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     from data_builders.synthetic import SyntheticConfig
     from data_builders.synthetic.build import build
-    from stsam_refiner.build import load_refiner
-    from text4seg.app.default_eval import EvalSettings, evaluate_default
+    from text4seg.app.default_eval import evaluate_default
+    from text4seg.app.pipeline import Text4SegPipeline
 
     check = default.manifest["check"]
     config = SyntheticConfig.from_yaml(REPO / check["val_config"])
     rows = build(config, n=check["n_images"], out=tmp_path / "val", seed=check["val_seed"], workers=1)
-    model = AutoModelForImageTextToText.from_pretrained(default.mllm, dtype=torch.float32).eval()
-    processor = AutoProcessor.from_pretrained(default.mllm)
-    refiner, report = load_refiner(default.refiner)
-    assert not report.missing
-    settings = EvalSettings.from_fields(default.manifest, shuffled_control=False)
-    scores = evaluate_default(model, processor, refiner, rows, settings)
+    pipeline = Text4SegPipeline.from_pretrained(default_root=default.root)
+    assert pipeline.parts.stsam is not None
+    scores = evaluate_default(pipeline, rows, shuffled_control=False)
     assert scores["n_images"] == check["n_images"]
     for part, key in (("coarse", "grid_IoU"), ("coarse", "fgIoU"), ("refined", "fgIoU"), ("refined", "F")):
         assert scores[part][key] == pytest.approx(check[part][key], abs=0.02), (part, key)

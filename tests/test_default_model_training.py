@@ -1,5 +1,6 @@
 """Training stages of the default model: vision pretraining, full MLLM training, configs, packaging."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from text4seg.app.default_package import INFERENCE_FIELDS, copy_assets, write_manifest
+from text4seg.app.default_package import DEFAULT_INFERENCE, copy_assets, write_manifest
+from text4seg.core.inference import load_inference_settings
 from text4seg.mllm.full_train import (
     FullTrainConfig,
     answer_text_grid,
@@ -87,15 +89,15 @@ def test_every_default_yaml_parses():
     from stsam_refiner.train import TrainConfig as RefinerTrainConfig
 
     folder = REPO / "configs" / "default"
-    assert VisionPretrainConfig.from_yaml(folder / "vision_pretrain.yaml").grid == INFERENCE_FIELDS["grid"][0]
+    assert VisionPretrainConfig.from_yaml(folder / "vision_pretrain.yaml").grid == DEFAULT_INFERENCE.grid[0]
     assert FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps > 0
     assert TinyMllmConfig.from_yaml(folder / "mllm.yaml").image_tokens == 65
     conv = ConversationConfig.from_yaml(folder / "conversations.yaml")
     assert (
-        conv.grid_sizes == (INFERENCE_FIELDS["grid"][0],) and conv.grid_rule == INFERENCE_FIELDS["grid_rule"]
+        conv.grid_sizes == (DEFAULT_INFERENCE.grid[0],) and conv.grid_rule == DEFAULT_INFERENCE.grid_rule
     )
     refiner = RefinerTrainConfig.from_yaml(folder / "refiner_train.yaml")
-    assert refiner.coarse.grid == INFERENCE_FIELDS["grid"][0] and refiner.description_column is None
+    assert refiner.coarse.grid == DEFAULT_INFERENCE.grid[0] and refiner.description_column is None
     for name in ("mllm_train.yaml", "mllm_continue.yaml"):
         assert set(yaml.safe_load((folder / name).read_text())) <= set(FullTrainConfig.__dataclass_fields__)
     # The continuation resumes the stage-2 run, so its step count is a total beyond stage 2's.
@@ -171,8 +173,7 @@ def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
     assert record["step"] == 4 and np.isfinite(record["lm_loss"]) and record["lm_loss"] > 0
     calibration = (tmp_path / "mllm" / "calibration.json").read_text()
     assert "text_norm" in calibration
-    cfg.steps = 6
-    resumed = train_full(cfg)
+    resumed = train_full(replace(cfg, steps=6))
     assert resumed["step"] == 6
     logged = [
         yaml.safe_load(line)["step"] for line in (tmp_path / "mllm" / "log.jsonl").read_text().splitlines()
@@ -222,7 +223,8 @@ def test_copy_assets_enforces_the_size_limit(tiny_base, tmp_path):
     sizes = copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets")
     assert sizes["mllm"] > 0 and (tmp_path / "assets" / "refiner" / "refiner.safetensors").is_file()
     manifest = write_manifest(tmp_path / "assets", sizes=sizes, metrics={"n_images": 0}, training={})
-    assert manifest["grid"] == INFERENCE_FIELDS["grid"]
+    assert manifest["refiner_file"] == "refiner.safetensors"
+    assert load_inference_settings(tmp_path / "assets" / "mllm") == DEFAULT_INFERENCE
     refiner.write_bytes(b"x" * (41 * 2**20))
     with pytest.raises(ValueError, match="MB > 40.0 MB"):
         copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets2")

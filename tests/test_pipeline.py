@@ -15,11 +15,12 @@ from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints, tiny_pipeline
 
 from text4seg.app.default_model import DefaultModelMissing
-from text4seg.core.io import ImageLoadError
-from text4seg.mllm.generate import CoarseMaskResult
 from text4seg.app.pipeline import PipelineConfig, Text4SegPipeline
+from text4seg.core.inference import InferenceSettings, save_inference_settings
+from text4seg.core.io import ImageLoadError
 from text4seg.core.query import interpret_query
 from text4seg.core.visualize import overlay_masks
+from text4seg.mllm.generate import CoarseMaskResult
 
 torch.set_num_threads(1)
 
@@ -61,10 +62,10 @@ def test_config_checks_name_the_values():
         PipelineConfig(refine_mode="sparkles")
     with pytest.raises(ValueError, match=r"refiner_flips \['d'\]"):
         PipelineConfig(refiner_flips=["d"])
-    cfg = PipelineConfig.from_dict(
-        {"grid": [8, 12], "grid_rule": "area", "training_minutes": 90, "refiner_flips": ["h", "v"]}
-    )
+    cfg = PipelineConfig.from_dict({"grid": [8, 12], "grid_rule": "area", "refiner_flips": ["h", "v"]})
     assert cfg.grid == (8, 12) and cfg.grid_rule == "area" and cfg.refiner_flips == ("h", "v")
+    with pytest.raises(ValueError, match="unknown key 'training_minutes'"):
+        PipelineConfig.from_dict({"grid": [8, 12], "training_minutes": 90})
 
 
 def test_overlay_tints_only_masked_pixels():
@@ -234,18 +235,25 @@ def test_missing_default_model_error_says_how_to_build_it(tmp_path):
         Text4SegPipeline.from_pretrained(default_root=tmp_path)
 
 
-def test_default_model_layout_is_loaded_with_its_manifest(tmp_path):
+def test_default_model_layout_is_loaded_with_its_inference_settings(tmp_path, capsys):
     ckpt = tiny_checkpoints()
     shutil.copytree(ckpt.mllm, tmp_path / "mllm")
+    save_inference_settings(tmp_path / "mllm", InferenceSettings(grid=(4, 6), grid_rule="area"))
     (tmp_path / "refiner").mkdir()
     shutil.copy(ckpt.refiner, tmp_path / "refiner" / "refiner.safetensors")
-    (tmp_path / "manifest.json").write_text(json.dumps({"grid": [4, 6], "grid_rule": "area"}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 2}))
     pipe = Text4SegPipeline.from_pretrained(default_root=tmp_path)
     assert pipe.config.grid == (4, 6) and pipe.config.grid_rule == "area"
     result = pipe(random_image(30, 60), "segment the text in this image")
     assert len(result.grid) == 4 and len(result.grid[0]) == 6
     no_refiner = Text4SegPipeline.from_pretrained(default_root=tmp_path, refiner="none")
-    assert no_refiner.refiner is None
-    # Another MLLM with the default refiner: the manifest's grid describes the default MLLM only.
+    assert no_refiner.parts.stsam is None and no_refiner.refiner.mode == "none"
+    # Another MLLM with the default refiner: its own folder (no inference.json) decides, and we say so.
+    capsys.readouterr()
     other = Text4SegPipeline.from_pretrained(model=ckpt.mllm, default_root=tmp_path)
-    assert other.config.grid == (16, 16) and other.refiner is not None
+    assert other.config.grid == (16, 16) and other.parts.stsam is not None
+    assert "has no inference.json: using the default settings" in capsys.readouterr().err
+    # A flag overrides the checkpoint's setting visibly.
+    flagged = Text4SegPipeline.from_pretrained(default_root=tmp_path, overrides={"grid": (8, 8)})
+    assert flagged.config.grid == (8, 8)
+    assert "grid (4, 6) from" in capsys.readouterr().err

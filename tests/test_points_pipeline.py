@@ -1,19 +1,22 @@
 """Point refinement modes plug into the pipeline's refinement registry; configs parse."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from stsam_refiner.points.config import PointsConfig, PromptingConfig
-from stsam_refiner.points.pipeline_hook import (
-    POINT_REFINE_MODES,
-    attach_point_refiner,
-    build_point_refiner,
-    refine_grid,
+from stsam_refiner.points.build import build_point_refiner
+from stsam_refiner.points.config import PointsConfig, PromptingConfig, TargetConfig
+from text4seg.app.refiners import (
+    POINT_MODES,
+    REFINERS,
+    PointsRefiner,
+    RefineRequest,
+    RefinerParts,
+    build_refiner,
 )
+from text4seg.core.query import interpret_query
 
 torch.set_num_threads(1)
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "points").glob("*.yaml"))
@@ -35,39 +38,37 @@ def test_points_yaml_parses(path):
 
 def test_configs_exist_and_reject_unknown_keys():
     assert {p.name for p in CONFIGS} >= {"tspp.yaml", "train_sam_tiny.yaml"}
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key 'aggregation.beta'"):
         PointsConfig.from_dict({"aggregation": {"beta": 1}})
     with pytest.raises(ValueError, match="points.mode 'dense'"):
         PointsConfig(mode="dense")
 
 
-def test_point_modes_resolve_through_the_pipeline_registry(monkeypatch, tmp_path):
+def test_point_modes_resolve_through_the_refiner_registry():
     from stsam_refiner.sam_backbone import SAM_ARCHS, sam_from_arch
     from text4seg.app import pipeline as pl
 
-    for mode, target in POINT_REFINE_MODES.items():
-        monkeypatch.setitem(pl.REFINE_MODES, mode, target)
+    assert set(POINT_MODES) <= set(REFINERS)
     assert pl.PipelineConfig(refine_mode="tspp").refine_mode == "tspp"
-    assert pl._resolve("grid") is refine_grid
 
     torch.manual_seed(0)
     sam = sam_from_arch(SAM_ARCHS["tiny"], 64).eval()
-    cfg = PointsConfig(prompting=PromptingConfig(pred_iou_thresh=0.0, stability_score_thresh=0.0))
-    cfg.targets.grid_size = 4
-    fake = SimpleNamespace()
+    cfg = PointsConfig(
+        prompting=PromptingConfig(pred_iou_thresh=0.0, stability_score_thresh=0.0),
+        targets=TargetConfig(grid_size=4),
+    )
     grids = {"text": np.zeros((8, 8), bool), "text 1": np.zeros((8, 8), bool)}
     grids["text"][2:5, 2:6] = True
     grids["text 1"][2:5, 2:4] = True
-    request = pl.RefineRequest(
-        image=np.zeros((64, 64, 3), np.uint8), grids=grids, query=None, description=None
-    )
+    request = RefineRequest(image=np.zeros((64, 64, 3), np.uint8), grids=grids, query=interpret_query("text"))
     with pytest.raises(ValueError, match="needs a point refiner"):
-        pl._resolve("grid")(fake, request)
-    attach_point_refiner(fake, build_point_refiner(cfg, sam=sam))
-    out = pl._resolve("grid")(fake, request)
+        build_refiner("grid", RefinerParts())
+    refiner = build_refiner("grid", RefinerParts(points=build_point_refiner(cfg, sam=sam)))
+    assert isinstance(refiner, PointsRefiner) and refiner.mode == "grid"
+    out = refiner.refine(request)
     assert set(out) == {"text", "text 1"}
     assert all(m.shape == (64, 64) and m.dtype == bool for m in out.values())
     # The class grid is the union of its instances' grids, so a SAM mask that joins "text 1" joins "text".
-    detail = fake.point_refiner.refine(request.image, np.stack([grids["text"], grids["text 1"]]), mode="grid")
+    detail = refiner.points.refine(request.image, np.stack([grids["text"], grids["text 1"]]), mode="grid")
     matched = detail.aggregated.matched
     assert len(matched) > 0 and np.all(matched[:, 1] <= matched[:, 0])

@@ -1,5 +1,7 @@
 """TSPP head: inputs, padding invariance, learning, checkpoints; point-prompt SAM training entry."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -112,14 +114,13 @@ def test_point_sam_training_writes_and_resumes(tmp_path):
     from stsam_refiner.points.train_sam import PointSamTrainConfig, load_point_sam, train
 
     cfg = PointSamTrainConfig(
-        image_size=64, batch_size=2, prompts_per_image=2, max_steps=2, pool_size=2, loss_size=32
+        image_size=64, batch_size=2, prompts_per_image=2, steps=2, pool_size=2, loss_size=32
     )
     ckpt = train(cfg, tmp_path, log=lambda m: None)
     with safe_open(str(ckpt), framework="pt") as f:
         assert f.metadata()["step"] == "2"
     sam = load_point_sam(ckpt, image_size=64)
     assert sam.image_encoder.img_size == 64
-    cfg.max_steps = 3
-    train(cfg, tmp_path, log=lambda m: None)
+    train(replace(cfg, steps=3), tmp_path, log=lambda m: None)
     with safe_open(str(ckpt), framework="pt") as f:
         assert f.metadata()["step"] == "3"

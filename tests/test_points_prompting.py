@@ -5,7 +5,7 @@ import pytest
 import torch
 from segment_anything.utils.amg import build_point_grid
 
-from stsam_refiner.points.config import PointsConfig, PromptingConfig, SamplingConfig
+from stsam_refiner.points.config import PointsConfig, PromptingConfig, SamplingConfig, TargetConfig
 from stsam_refiner.points.prompting import (
     POINT_SOURCES,
     PointRequest,
@@ -101,9 +101,9 @@ def test_budget_scale_multiplies_the_expected_points(tiny_sam):
     expected = predict_prob(prompter, coarse.astype(np.float32), image).sum()
     counts = {}
     for scale in (1.0, 3.0):
-        cfg = open_cfg()
-        cfg.targets.grid_size = 16
-        cfg.sampling = SamplingConfig(sampler="multinomial", budget_scale=scale)
+        cfg = open_cfg().with_overrides(
+            {"targets.grid_size": 16, "sampling": {"sampler": "multinomial", "budget_scale": scale}}
+        )
         out = PointRefiner(sam=tiny_sam, cfg=cfg, prompter=prompter).refine(image, coarse, mode="tspp")
         counts[scale] = out.num_points
         assert out.num_points == max(1, min(round(scale * expected), 256))
@@ -153,9 +153,9 @@ def test_sparse_modes_take_their_own_filters(tiny_sam):
     points = PointsConfig(
         prompting=PromptingConfig(
             pred_iou_thresh=1.0, stability_score_thresh=0.0, sparse_pred_iou_thresh=0.0, random_points=6
-        )
+        ),
+        targets=TargetConfig(grid_size=8),
     )
-    points.targets.grid_size = 8
     refiner = PointRefiner(sam=tiny_sam, cfg=points)
     assert len(refiner.refine(image, coarse, mode="grid").proposals.masks) == 0
     assert len(refiner.refine(image, coarse, mode="random").proposals.masks) > 0
@@ -167,8 +167,7 @@ def test_refiner_modes_return_one_mask_per_class(tiny_sam):
     coarse = np.zeros((2, 8, 8), dtype=bool)
     coarse[0, 1:4, 1:4] = True
     coarse[1, 5:7, 4:8] = True
-    cfg = open_cfg(random_points=7)
-    cfg.targets.grid_size = 8
+    cfg = open_cfg(random_points=7).with_overrides({"targets.grid_size": 8})
     refiner = PointRefiner(sam=tiny_sam, cfg=cfg)
     grid = refiner.refine(image, coarse, mode="grid")
     rand = refiner.refine(image, coarse, mode="random")

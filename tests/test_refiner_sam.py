@@ -1,5 +1,7 @@
 """The refiner is SAM when its additions are off, and it loads official-layout SAM checkpoints."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -34,8 +36,7 @@ def _prompts(seed=0, mask_side=256):
 
 def test_adapters_at_init_equal_sam_predictor(official):
     sam, path = official
-    cfg = RefinerConfig.plain_sam(tiny_official_config(path))
-    cfg.adapter = AdapterConfig(enabled=True)
+    cfg = replace(RefinerConfig.plain_sam(tiny_official_config(path)), adapter=AdapterConfig(enabled=True))
     model, report = build_refiner(cfg)
     model.eval()
     assert report.sam.missing == [] and report.sam.unexpected == []
@@ -55,8 +56,7 @@ def test_adapters_at_init_equal_sam_predictor(official):
 
 def test_trained_adapters_change_the_output(official):
     _, path = official
-    cfg = RefinerConfig.plain_sam(tiny_official_config(path))
-    cfg.adapter = AdapterConfig(enabled=True)
+    cfg = replace(RefinerConfig.plain_sam(tiny_official_config(path)), adapter=AdapterConfig(enabled=True))
     model, _ = build_refiner(cfg)
     model.eval()
     image, mask_input, _, _ = _prompts(1)

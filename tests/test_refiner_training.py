@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,10 @@ def test_save_load_gives_identical_outputs(tmp_path):
 def test_checkpoint_stores_only_trained_weights_and_refills_sam(tmp_path):
     sam_path = tmp_path / "sam.pth"
     torch.save(official_tiny_sam(seed=5).state_dict(), sam_path)
-    cfg = RefinerConfig.plain_sam(tiny_official_config(str(sam_path), image_size=256))
-    cfg.adapter = AdapterConfig(enabled=True)
+    cfg = replace(
+        RefinerConfig.plain_sam(tiny_official_config(str(sam_path), image_size=256)),
+        adapter=AdapterConfig(enabled=True),
+    )
     model, _ = build_refiner(cfg)
     randomize_zero_params(model)
     model.eval()
@@ -127,8 +130,7 @@ def test_trainer_runs_logs_and_resumes(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
     assert {"focal", "dice", "iou_mse", "hr_focal", "hr_dice", "total"} <= set(log[0])
-    cfg.steps = 5
-    resumed = train(cfg)
+    resumed = train(replace(cfg, steps=5))
     assert resumed.step == 5 and len(resumed.losses) == 2  # continued from step 3, not from scratch
     assert json.loads((tmp_path / "out" / "state" / "trainer.json").read_text())["step"] == 5
 

@@ -1,12 +1,7 @@
-"""Point refinement as refinement modes of ``text4seg.app.pipeline.Text4SegPipeline``.
+"""Build a ``PointRefiner`` (SAM + TSPP head + ``PointsConfig``) from checkpoints.
 
-The pipeline resolves ``PipelineConfig.refine_mode`` through its ``REFINE_MODES`` registry of
-"module:function" strings, each function taking (pipeline, RefineRequest) and returning
-{label: H×W bool}. ``POINT_REFINE_MODES`` holds this package's entries; register them with
-``REFINE_MODES.update(POINT_REFINE_MODES)`` and give the pipeline its point refiner with
-:func:`attach_point_refiner` (the SAM, the TSPP head and the ``PointsConfig``).
-
-Instance answers work unchanged: the request's grids hold "text 1", "text 2" … and their class
+The application uses it through ``text4seg.app.refiners`` (refine modes tspp, grid, random,
+text4seg). Instance answers work unchanged: the grids hold "text 1", "text 2" … and their class
 "text" (the union); SMAgg merges a SAM mask into every grid that covers more than α of it, so the
 instance masks and the class mask are refined together from one set of SAM masks.
 """
@@ -15,16 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stsam_refiner.points.config import PointsConfig
 from stsam_refiner.points.refiner import PointRefiner
-
-POINT_REFINE_MODES: dict[str, str] = {
-    mode: f"stsam_refiner.points.pipeline_hook:refine_{mode}"
-    for mode in ("tspp", "grid", "random", "text4seg")
-}
-"""Entries for ``text4seg.app.pipeline.REFINE_MODES``."""
 
 
 def build_point_refiner(
@@ -45,43 +32,3 @@ def build_point_refiner(
         sam = load_point_sam(sam_checkpoint)
     prompter = load_prompter(prompter_checkpoint) if prompter_checkpoint is not None else None
     return PointRefiner(sam=sam, cfg=cfg, prompter=prompter)
-
-
-def attach_point_refiner(pipeline, refiner: PointRefiner) -> None:
-    """Give ``pipeline`` the point refiner its point modes use."""
-    pipeline.point_refiner = refiner
-
-
-def _refine(pipeline, request, mode: str) -> dict[str, np.ndarray]:
-    refiner = getattr(pipeline, "point_refiner", None)
-    if refiner is None:
-        raise ValueError(
-            f"refine_mode {mode!r} needs a point refiner: "
-            "stsam_refiner.points.pipeline_hook.attach_point_refiner(pipeline, build_point_refiner(...))"
-        )
-    labels = list(request.grids)
-    if not labels:
-        return {}
-    coarse = np.stack([np.asarray(request.grids[label], dtype=bool) for label in labels])
-    out = refiner.refine(request.image, coarse, mode=mode)
-    return {label: out.class_masks[i] for i, label in enumerate(labels)}
-
-
-def refine_tspp(pipeline, request) -> dict[str, np.ndarray]:
-    """TSPP points → SAM → SMAgg."""
-    return _refine(pipeline, request, "tspp")
-
-
-def refine_grid(pipeline, request) -> dict[str, np.ndarray]:
-    """All 32×32 grid points → SAM → SMAgg."""
-    return _refine(pipeline, request, "grid")
-
-
-def refine_random(pipeline, request) -> dict[str, np.ndarray]:
-    """``prompting.random_points`` random grid points → SAM → SMAgg."""
-    return _refine(pipeline, request, "random")
-
-
-def refine_text4seg(pipeline, request) -> dict[str, np.ndarray]:
-    """Text4Seg's refiner (mask logits + random points, fed back) per class."""
-    return _refine(pipeline, request, "text4seg")

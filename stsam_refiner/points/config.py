@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from stsam_refiner.config import NestedConfig
+from text4seg.core.config import Config
 
 SKELETON_METHODS = ("lee", "zhang")
 SAMPLERS = ("bernoulli", "multinomial", "top")
@@ -17,7 +17,7 @@ POINT_MODES = ("tspp", "grid", "random", "text4seg")
 SPARSE_MODES = ("tspp", "random")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TargetConfig:
     """SAM-MI's target sampling probabilities (Eq. 3–5) on a grid of candidate points."""
 
@@ -43,7 +43,7 @@ class TargetConfig:
             raise ValueError(f"targets.skeleton {self.skeleton!r} not in {SKELETON_METHODS}")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class PrompterConfig:
     """The small trainable head: per-class coarse maps → per-point sampling probability."""
 
@@ -72,7 +72,7 @@ class PrompterConfig:
             raise ValueError(f"prompter.lambda_mse {self.lambda_mse} must be >= 0")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
     """How points are drawn from a probability map at inference."""
 
@@ -110,7 +110,7 @@ class SamplingConfig:
             )
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class PromptingConfig:
     """SAM prompted with points, batched through the mask decoder (``SamAutomaticMaskGenerator``)."""
 
@@ -153,7 +153,7 @@ class PromptingConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AggregationConfig:
     """SMAgg: merge SAM masks into the class whose coarse mask covers most of them."""
 
@@ -169,7 +169,7 @@ class AggregationConfig:
             raise ValueError(f"aggregation.alpha {self.alpha} must be in [0, 1)")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Text4SegRefineConfig:
     """Text4Seg's reference refiner: mask prompt + random positive/negative points, fed back."""
 
@@ -187,8 +187,8 @@ class Text4SegRefineConfig:
             )
 
 
-@dataclass
-class PointsConfig(NestedConfig):
+@dataclass(frozen=True, kw_only=True)
+class PointsConfig(Config):
     """Sparse point refinement as a whole."""
 
     mode: str = "tspp"

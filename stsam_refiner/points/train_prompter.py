@@ -15,9 +15,12 @@ import numpy as np
 import torch
 
 from stsam_refiner.data import CoarseConfig
-from stsam_refiner.points.config import PrompterConfig, TargetConfig
+from stsam_refiner.points.config import PointsConfig, PrompterConfig, TargetConfig
 from stsam_refiner.points.prompter import SparsePointPrompter, image_to_grid, prompter_loss, soft_class_maps
+from stsam_refiner.points.shapes import make_scene
 from stsam_refiner.points.targets import tspp_target
+from text4seg.core.masks import grid_from_mask
+from text4seg.core.training import warmup_cosine
 
 FORMAT = "stsam_refiner.points.prompter/1"
 
@@ -59,8 +62,6 @@ def make_example(
     rng: np.random.Generator,
 ) -> PrompterExample:
     """Image (H×W×3 uint8) + the answer's GT masks (one H×W bool per class/instance) → example."""
-    from text4seg.core.masks import grid_from_mask
-
     k, d = len(class_masks), target_cfg.grid_size
     index = np.zeros(image.shape[:2], dtype=np.int64)
     for j, mask in enumerate(class_masks):
@@ -106,12 +107,15 @@ def train_prompter(
     lr: float = 3e-3,
     seed: int = 0,
 ) -> list[dict[str, float]]:
-    """AdamW on random batches of ``examples``; returns per-step loss parts."""
+    """AdamW on random batches of ``examples``, cosine decay to 10 % without warm-up; returns per-step
+    loss parts."""
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(prompter.parameters(), lr=lr, weight_decay=0.01)
     history = []
     prompter.train()
     for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * warmup_cosine(step, warmup_steps=0, total_steps=steps)
         batch = collate(
             [examples[i] for i in rng.integers(len(examples), size=batch_size)], prompter.cfg.max_classes
         )
@@ -120,8 +124,6 @@ def train_prompter(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        for group in optimizer.param_groups:  # cosine decay to 10 %
-            group["lr"] = lr * (0.1 + 0.45 * (1 + np.cos(np.pi * (step + 1) / steps)))
         history.append({"loss": float(loss.detach()), **parts})
     prompter.eval()
     return history
@@ -160,8 +162,6 @@ def shape_examples(
     count: int, *, seed: int, target_cfg: TargetConfig, coarse_cfg: CoarseConfig, size: int = 256
 ) -> list[PrompterExample]:
     """Examples from toy shape scenes; each answer lists the scene's classes in a random order."""
-    from stsam_refiner.points.shapes import make_scene
-
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
@@ -178,8 +178,6 @@ def shape_examples(
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
-
-    from stsam_refiner.points.config import PointsConfig
 
     parser = argparse.ArgumentParser(description="Train the TSPP head on toy shape scenes.")
     parser.add_argument("--config", default="configs/points/tspp.yaml", help="PointsConfig YAML")

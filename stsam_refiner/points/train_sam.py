@@ -23,13 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stsam_refiner.config import NestedConfig
+from stsam_refiner.data import CoarseConfig, damage_grid
 from stsam_refiner.points.shapes import ShapeScene, make_scene
+from stsam_refiner.predict import coarse_to_mask_prompt
+from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
+from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.training import CosineTrainingArguments
 
 
-@dataclass
-class PointSamTrainConfig(NestedConfig):
-    """Point-prompt training of a small SAM."""
+@dataclass(frozen=True, kw_only=True)
+class PointSamTrainConfig(CosineTrainingArguments):
+    """Point-prompt training of a small SAM; ``seed`` seeds the scenes and the prompts."""
 
     variant: str = "tiny"
     """Key of ``stsam_refiner.sam_backbone.SAM_ARCHS``."""
@@ -37,6 +41,8 @@ class PointSamTrainConfig(NestedConfig):
     """Square input side (scenes are drawn at this size)."""
     batch_size: int = 8
     """Images per step."""
+    steps: int = 3000
+    """Steps of the cosine schedule (training may stop earlier on ``minutes``)."""
     prompts_per_image: int = 6
     """Point prompts per image per step (each its own mask-decoder query)."""
     background_prob: float = 0.15
@@ -45,16 +51,14 @@ class PointSamTrainConfig(NestedConfig):
     """Chance that a point on a two-tone object targets its one-colour part instead of the whole."""
     lr: float = 8e-4
     """AdamW learning rate (cosine decay to 10 % after a linear warm-up)."""
-    warmup_steps: int = 50
-    """Linear warm-up steps."""
-    max_steps: int = 3000
-    """Steps of the cosine schedule (training may stop earlier on ``minutes``)."""
     minutes: float = 15.0
     """Wall-clock budget of one run."""
     save_every: int = 50
     """Checkpoint interval in steps."""
-    seed: int = 0
-    """Scene and prompt seed."""
+    log_every: int = 50
+    """Steps between log lines (the mean loss since the last one)."""
+    threads: int = 1
+    """torch threads."""
     pool_size: int = 400
     """Scenes drawn once and reused (with fresh prompts and flips) — drawing costs more than a step."""
     loss_size: int = 128
@@ -69,10 +73,9 @@ class PointSamTrainConfig(NestedConfig):
     all-background minimum sooner."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.prompts_per_image < 1:
-            raise ValueError(
-                f"batch_size {self.batch_size} and prompts_per_image {self.prompts_per_image} must be >= 1"
-            )
+        super().__post_init__()
+        if self.prompts_per_image < 1:
+            raise ValueError(f"prompts_per_image {self.prompts_per_image} must be >= 1")
         for name in ("background_prob", "part_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} outside [0, 1]")
@@ -162,7 +165,8 @@ def train_step(
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(sam.parameters(), cfg.grad_clip)
     optimizer.step()
     return float(loss.detach())
 
@@ -189,10 +193,6 @@ def _loss(
 
 def mask_form_prompts(scene: ShapeScene, cfg: PointSamTrainConfig, rng: np.random.Generator):
     """Text4Seg-refiner-style prompts: ((N×2P×2 coords, N×2P labels), N×1×M×M logits, N×H×W targets)."""
-    from stsam_refiner.data import CoarseConfig, damage_grid
-    from stsam_refiner.predict import coarse_to_mask_prompt
-    from text4seg.core.masks import grid_from_mask, upsample_grid
-
     coarse_cfg, size = CoarseConfig(), scene.label_map.shape
     mask_size = 4 * cfg.image_size // 16
     coords, labels, prompts, targets = [], [], [], []
@@ -219,20 +219,13 @@ def mask_form_prompts(scene: ShapeScene, cfg: PointSamTrainConfig, rng: np.rando
     return points, torch.as_tensor(np.stack(prompts)), np.stack(targets)
 
 
-def _lr_factor(step: int, cfg: PointSamTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress))
-
-
 def save_point_sam(sam, path: Path, *, step: int, cfg: PointSamTrainConfig) -> None:
     """Atomically write SAM's state_dict (official key layout) + step/config metadata."""
     from safetensors.torch import save_file
 
     tmp = path.with_suffix(".tmp")
     state = {k: v.detach().contiguous() for k, v in sam.state_dict().items()}
-    save_file(state, str(tmp), metadata={"step": str(step), "config": json.dumps(cfg.__dict__)})
+    save_file(state, str(tmp), metadata={"step": str(step), "config": json.dumps(cfg.to_dict())})
     tmp.replace(path)
 
 
@@ -240,8 +233,6 @@ def load_point_sam(path: str | Path, *, variant: str | None = None, image_size: 
     """A ``Sam`` filled from a checkpoint written by :func:`save_point_sam` (architecture and input
     size from its metadata unless given) or from an official state_dict (give both)."""
     from safetensors import safe_open
-
-    from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
 
     if variant is None or image_size is None:
         meta = {}
@@ -263,8 +254,8 @@ def train(cfg: PointSamTrainConfig, out: Path, *, log=print) -> Path:
     """Train (resuming from ``out/sam.safetensors`` if present) within ``cfg.minutes``."""
     from safetensors import safe_open
 
-    from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
-
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "sam.safetensors"
     sam = sam_from_arch(SAM_ARCHS[cfg.variant], cfg.image_size)
@@ -274,19 +265,20 @@ def train(cfg: PointSamTrainConfig, out: Path, *, log=print) -> Path:
         with safe_open(str(ckpt), framework="pt") as f:
             step = int((f.metadata() or {}).get("step", 0))
     sam.train()
-    optimizer = torch.optim.AdamW(sam.parameters(), lr=cfg.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(sam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pool_rng = np.random.default_rng(cfg.seed)
     pool = [make_scene(pool_rng, size=cfg.image_size) for _ in range(cfg.pool_size)]
     log(f"{len(pool)} scenes drawn; starting at step {step}")
     rng = np.random.default_rng(cfg.seed + 1 + step)
     start, recent = time.time(), []
-    while step < cfg.max_steps and time.time() - start < 60 * cfg.minutes:
+    while step < cfg.steps and time.time() - start < 60 * cfg.minutes:
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+            group["lr"] = cfg.lr * cfg.lr_factor(step)
         recent.append(train_step(sam, optimizer, cfg, rng, pool))
         step += 1
         if step % cfg.save_every == 0:
             save_point_sam(sam, ckpt, step=step, cfg=cfg)
+        if step % cfg.log_every == 0:
             log(f"step {step} loss {np.mean(recent):.4f} ({time.time() - start:.0f} s)")
             recent = []
     save_point_sam(sam, ckpt, step=step, cfg=cfg)
@@ -297,16 +289,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/points/train_sam_tiny.yaml")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, help="override max_steps (resume a run to a new total)")
+    parser.add_argument("--threads", type=int, help="override threads")
+    parser.add_argument(
+        "--steps", "--max-steps", dest="steps", type=int, help="override steps (resume a run to a new total)"
+    )
     parser.add_argument("--minutes", type=float, help="override the wall-clock budget")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = PointSamTrainConfig.from_yaml(args.config)
-    if args.max_steps is not None:
-        cfg.max_steps = args.max_steps
-    if args.minutes is not None:
-        cfg.minutes = args.minutes
+    given = {"threads": args.threads, "steps": args.steps, "minutes": args.minutes}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    cfg = PointSamTrainConfig.from_yaml(args.config, overrides=overrides)
     train(cfg, Path(args.out), log=lambda m: print(m, flush=True))
 
 

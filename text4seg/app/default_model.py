@@ -7,12 +7,9 @@ Layout (written by ``scripts/build_default_model.sh``)::
       refiner/         one stsam_refiner checkpoint (``*.safetensors`` holding its config as metadata)
       manifest.json    how the model was trained and what it expects at inference (fields below)
 
-Manifest fields read here (all optional except that the file must be a JSON object):
-``grid`` ([gh, gw], default [16, 16]), ``grid_rule`` ("nearest" | "area", default "nearest"),
-``grid_threshold`` (area-rule fraction, default 0.5), ``referring_label`` ("sentence" | "target"),
-``refiner_description`` ("none" | "query" | "mllm"), ``instance_labels`` (int, default 0),
-``refiner_file`` (file name inside ``refiner/`` when it holds more than one ``.safetensors``).
-Everything else (training data, commands, time, measured metrics) is carried along for reports.
+The MLLM folder carries its inference settings (``mllm/inference.json``, ``text4seg.core.inference``)
+like any checkpoint; the manifest names the refiner file (``refiner_file``, when ``refiner/`` holds
+more than one ``.safetensors``) and records the training data, commands, time and measured metrics.
 """
 
 from __future__ import annotations
@@ -46,17 +43,6 @@ class DefaultModel:
     """The refiner's ``.safetensors`` checkpoint."""
     manifest: dict[str, Any] = field(default_factory=dict)
     """The parsed manifest.json."""
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(gh, gw) descriptor grid the model was trained to answer with."""
-        gh, gw = self.manifest.get("grid", (16, 16))
-        return int(gh), int(gw)
-
-    @property
-    def grid_rule(self) -> str:
-        """How training grids were made from masks (``text4seg.core.masks.GRID_RULES``)."""
-        return str(self.manifest.get("grid_rule", "nearest"))
 
 
 def _single_checkpoint(folder: Path, manifest: dict[str, Any]) -> Path:

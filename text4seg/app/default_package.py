@@ -17,27 +17,26 @@ import json
 import shutil
 from pathlib import Path
 
+from text4seg.app.default_eval import evaluate_default, teacher_forced_gap
 from text4seg.app.default_model import DEFAULT_ROOT
+from text4seg.app.pipeline import Text4SegPipeline
+from text4seg.core.inference import InferenceSettings, save_inference_settings
+from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
 
 MAX_TOTAL_MB = 40.0
 REFINER_FILE = "refiner.safetensors"
-# What the pipeline reads from the manifest: how the default MLLM was taught to answer.
-INFERENCE_FIELDS = {
-    "grid": [8, 8],
-    "grid_rule": "area",
-    "grid_threshold": 0.1,
-    "referring_label": "sentence",
-    "refiner_description": "none",
-    "refiner_flips": ["h", "v"],  # +0.035 refined fgIoU on the selection split (val 200-299), 3x refiner time
-    "instance_labels": 0,
-    "refiner_file": REFINER_FILE,
-}
+# How the default MLLM was taught to answer; written to mllm/inference.json, which the pipeline reads.
+DEFAULT_INFERENCE = InferenceSettings(
+    grid=(8, 8),
+    grid_rule="area",
+    grid_threshold=0.1,
+    refiner_flips=("h", "v"),  # +0.035 refined fgIoU on the selection split (val 200-299), 3x refiner time
+)
 _SKIPPED = {"state.pt", "optimizer.pt", "training_args.bin"}
 
 
 def build_base(config_path: str | Path, out: str | Path) -> Path:
     """The random-weight LLaVA + processor of ``config_path`` (a TinyMllmConfig YAML) at ``out``."""
-    from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
 
     return build_tiny_llava(out, config=TinyMllmConfig.from_yaml(config_path))
 
@@ -47,8 +46,11 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def copy_assets(*, mllm: Path, refiner: Path, out: Path) -> dict[str, float]:
-    """Replace ``out/mllm`` and ``out/refiner`` with the given model files; returns their sizes (MiB)."""
+def copy_assets(
+    *, mllm: Path, refiner: Path, out: Path, settings: InferenceSettings = DEFAULT_INFERENCE
+) -> dict[str, float]:
+    """Replace ``out/mllm`` and ``out/refiner`` with the given model files and write the MLLM's
+    ``inference.json`` (``settings``); returns their sizes (MiB)."""
     if not (mllm / "config.json").is_file():
         raise FileNotFoundError(f"{mllm} is not a save_pretrained folder (no config.json)")
     if not refiner.is_file():
@@ -59,6 +61,7 @@ def copy_assets(*, mllm: Path, refiner: Path, out: Path) -> dict[str, float]:
     for item in mllm.iterdir():
         if item.is_file() and item.name not in _SKIPPED:
             shutil.copy2(item, out / "mllm" / item.name)
+    save_inference_settings(out / "mllm", settings)
     (out / "refiner").mkdir()
     shutil.copy2(refiner, out / "refiner" / REFINER_FILE)
     sizes = {"mllm": folder_mb(out / "mllm"), "refiner": folder_mb(out / "refiner")}
@@ -69,32 +72,28 @@ def copy_assets(*, mllm: Path, refiner: Path, out: Path) -> dict[str, float]:
 
 
 def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffled: bool = True) -> dict:
-    """Score the packaged model (as loaded from ``out``) on ``val_data``."""
+    """Score the packaged model (as loaded from ``out``, with its own inference.json) on ``val_data``."""
     import torch
 
-    from data_builders.synthetic import load_synthetic
-    from text4seg.app.default_eval import EvalSettings, evaluate_default, load_parts
+    from data_builders.synthetic import load_synthetic  # lazy: only the packaging step reads data
 
     torch.set_num_threads(threads)
-    model, processor, refiner = load_parts(out / "mllm", out / "refiner" / REFINER_FILE)
-    settings = EvalSettings.from_fields(INFERENCE_FIELDS, limit=limit, shuffled_control=shuffled)
-    return evaluate_default(model, processor, refiner, load_synthetic(val_data), settings)
+    pipeline = Text4SegPipeline.from_pretrained(model=out / "mllm", refiner=out / "refiner" / REFINER_FILE)
+    return evaluate_default(pipeline, load_synthetic(val_data), limit=limit, shuffled_control=shuffled)
 
 
 def image_dependence(out: Path, *, conv_val: str, rows: int = 32) -> dict:
     """Teacher-forced answer loss with own vs shuffled images, per segmentation task (see default_eval)."""
     import datasets
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from text4seg.app.default_eval import teacher_forced_gap
+    from text4seg.mllm.loading import load_mllm  # lazy: pulls transformers
 
-    model = AutoModelForImageTextToText.from_pretrained(out / "mllm").eval()
-    processor = AutoProcessor.from_pretrained(out / "mllm")
+    loaded = load_mllm(out / "mllm")
     data = datasets.load_from_disk(conv_val)
     report = {}
     for task in ("scene_text", "referring"):
         subset = data.filter(lambda t, task=task: t == task, input_columns="task")
-        report[task] = teacher_forced_gap(model, processor, subset, limit=rows)
+        report[task] = teacher_forced_gap(loaded.model, loaded.processor, subset, limit=rows)
     return report
 
 
@@ -108,12 +107,18 @@ def read_jsonl(path: str | Path | None) -> list[dict]:
 def write_manifest(
     out: Path, *, sizes: dict, metrics: dict, training: dict, check: dict | None = None
 ) -> dict:
-    """``out/manifest.json`` = inference fields + sizes + training record + measured metrics.
+    """``out/manifest.json`` = refiner file + sizes + training record + measured metrics.
 
     ``check`` holds the figures of the first few validation images alone, which a test regenerates
     (same generator seed and fonts) and re-scores to show the shipped files reproduce them.
     """
-    manifest = {**INFERENCE_FIELDS, "format": 1, "size_mb": sizes, "training": training, "metrics": metrics}
+    manifest = {
+        "refiner_file": REFINER_FILE,
+        "format": 2,
+        "size_mb": sizes,
+        "training": training,
+        "metrics": metrics,
+    }
     if check is not None:
         manifest["check"] = check
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -1,122 +1,83 @@
 """The whole system behind one call: image + query → answer, coarse and refined masks, boxes, timings.
 
-``Text4SegPipeline.from_pretrained()`` loads the embedded default model (or given checkpoints);
+``Text4SegPipeline.from_pretrained()`` loads the embedded default model (or given checkpoints) with
+the inference settings its MLLM folder carries (``inference.json``, ``text4seg.core.inference``);
 calling it asks the MLLM for a descriptor (``text4seg.mllm.generate.segment``), decodes it to one
-coarse mask per class and refines each non-empty class with the refinement mode the config names
-(``REFINE_MODES``: the ST-SAM refiner by default). Classes whose coarse mask is empty never reach
-the refiner.
+coarse mask per class and refines each non-empty class with the refiner the config's
+``refine_mode`` names (``text4seg.app.refiners.REFINERS``: the ST-SAM refiner by default). Classes
+whose coarse mask is empty never reach the refiner.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import re
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
+from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
+from text4seg.app.refiners import REFINERS, Refiner, RefineRequest, RefinerParts, build_refiner
 from text4seg.core.codec import BACKGROUND, encode_rrle
-from text4seg.core.masks import GRID_RULES, upsample_grid
+from text4seg.core.inference import (
+    INFERENCE_FILE,
+    InferenceSettings,
+    describe_overrides,
+    load_inference_settings,
+)
+from text4seg.core.io import as_rgb_array
+from text4seg.core.masks import upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
+from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
-
-# Refinement modes by config string -> "module:function". A function takes (pipeline, RefineRequest)
-# and returns {label: H×W bool}; it is imported only when used, so other packages can add modes here
-# without the pipeline importing them.
-REFINE_MODES: dict[str, str] = {
-    "stsam": "text4seg.app.pipeline:refine_stsam",
-    "none": "text4seg.app.pipeline:refine_none",
-}
-# SAM-MI sparse points (tspp, grid, random) and Text4Seg's point refiner; they need a point refiner
-# attached with stsam_refiner.points.pipeline_hook.attach_point_refiner (CLI: --points-config).
-REFINE_MODES.update(POINT_REFINE_MODES)
-DESCRIPTION_SOURCES = ("none", "query", "mllm")
+from text4seg.mllm import generate
+from text4seg.mllm.loading import load_mllm
 
 
-@dataclass(kw_only=True)
-class PipelineConfig:
-    """How the pipeline asks, decodes and refines (the default model's manifest fills it)."""
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig(InferenceSettings):
+    """The checkpoint's inference settings plus how the pipeline refines.
 
-    grid: tuple[int, int] = (16, 16)
-    """(gh, gw) descriptor grid the MLLM answers with."""
-    grid_rule: str = "nearest"
-    """How ground-truth grids were made from masks in training (evaluation compares grids by it)."""
-    grid_threshold: float = 0.5
-    """Foreground fraction of the ``area`` grid rule."""
-    referring_label: str = "sentence"
-    """Foreground label of referring answers: the expression itself or "target" (the word "text")."""
-    instance_labels: int = 0
-    """Also allow instance labels "<label> 1" … "<label> N" in answers (0: class labels only)."""
+    Change a field with ``pipe.config = dataclasses.replace(pipe.config, refiner_flips=())``.
+    """
+
     refine_mode: str = "stsam"
-    """Key of ``REFINE_MODES``."""
-    refiner_description: str = "none"
-    """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
-    refiner_flips: tuple[str, ...] = ()
-    """Test-time flips of the ST-SAM refiner: "h" (left-right), "v" (upside down); the mask comes from
-    the mean logits of the plain and flipped views (``stsam_refiner.predict.refine_image``)."""
-    template_set: str = "fixed"
-    """``text4seg.core.templates`` set that phrases the question."""
-    max_new_tokens: int | None = None
-    """Generation budget (None: ``default_max_new_tokens`` of the grid)."""
+    """Key of ``text4seg.app.refiners.REFINERS``."""
 
     def __post_init__(self) -> None:
-        self.grid = tuple(int(v) for v in self.grid)
-        if len(self.grid) != 2 or min(self.grid) < 1:
-            raise ValueError(f"grid must be two positive sizes, got {self.grid}")
-        self.refiner_flips = tuple(self.refiner_flips)
-        if self.refiner_flips:
-            from stsam_refiner.predict import FLIPS
-
-            if not set(self.refiner_flips) <= set(FLIPS):
-                raise ValueError(
-                    f"refiner_flips {list(self.refiner_flips)} must be drawn from {sorted(FLIPS)}"
-                )
-        if self.grid_rule not in GRID_RULES:
-            raise ValueError(f"grid_rule {self.grid_rule!r} not in {GRID_RULES}")
-        if self.referring_label not in ("sentence", "target"):
-            raise ValueError(f"referring_label {self.referring_label!r} not in ('sentence', 'target')")
-        if self.instance_labels < 0:
-            raise ValueError(f"instance_labels {self.instance_labels} must be >= 0")
-        if self.refine_mode not in REFINE_MODES:
-            raise ValueError(f"refine_mode {self.refine_mode!r} not in {sorted(REFINE_MODES)}")
-        if self.refiner_description not in DESCRIPTION_SOURCES:
-            raise ValueError(f"refiner_description {self.refiner_description!r} not in {DESCRIPTION_SOURCES}")
+        super().__post_init__()
+        if self.refine_mode not in REFINERS:
+            raise ValueError(f"refine_mode {self.refine_mode!r} not in {sorted(REFINERS)}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        """Pick this config's fields out of a dict (e.g. the default model's manifest)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> PipelineConfig:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown PipelineConfig keys {unknown}")
-        return cls(**data)
+    def from_settings(cls, settings: InferenceSettings | None, **overrides: Any) -> PipelineConfig:
+        """The settings a checkpoint carries (None: the defaults) with ``overrides`` applied."""
+        base = dataclasses.asdict(settings) if settings is not None else {}
+        return cls(**{**base, **overrides})
 
 
-@dataclass
-class RefineRequest:
-    """What a refinement mode gets for one image."""
+def checkpoint_config(
+    model_dir: str | Path, *, overrides: dict[str, Any] | None = None, announce: bool = True
+) -> PipelineConfig:
+    """The pipeline config of an MLLM folder: its ``inference.json`` with ``overrides`` (flags) on top.
 
-    image: np.ndarray
-    """H×W×3 uint8 RGB at the original size."""
-    grids: dict[str, np.ndarray]
-    """label → gh×gw bool coarse grid, only for labels with at least one foreground cell."""
-    query: Query
-    """The interpreted query."""
-    description: str | None
-    """Text for the refiner's description prompt, or None."""
+    With ``announce`` it tells stderr where the settings came from and which flag changed what.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    settings = load_inference_settings(model_dir)
+    base = PipelineConfig.from_settings(settings)
+    if announce:
+        if settings is None:
+            print(f"text4seg: {model_dir} has no inference.json: using the default settings", file=sys.stderr)
+        source = str(Path(model_dir) / INFERENCE_FILE) if settings is not None else "the defaults"
+        for line in describe_overrides(base, overrides, source=source):
+            print(f"text4seg: {line}", file=sys.stderr)
+    return dataclasses.replace(base, **overrides)
 
 
 @dataclass
@@ -166,8 +127,6 @@ class SegmentationResult:
 
     def overlay(self, image: np.ndarray, *, refined: bool = True) -> np.ndarray:
         """H×W×3 uint8: ``image`` with each class mask tinted and outlined in its own colour."""
-        from text4seg.core.io import as_rgb_array
-
         masks = self.refined_masks if refined else self.coarse_masks
         return overlay_masks(as_rgb_array(image), masks)
 
@@ -191,48 +150,29 @@ class SegmentationResult:
         }
 
 
-def _resolve(mode: str) -> Callable[[Text4SegPipeline, RefineRequest], dict[str, np.ndarray]]:
-    module_name, _, attr = REFINE_MODES[mode].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def refine_none(pipeline: Text4SegPipeline, request: RefineRequest) -> dict[str, np.ndarray]:
-    """No refinement: the coarse masks as they are."""
-    size = request.image.shape[:2]
-    return {label: upsample_grid(grid, size=size) for label, grid in request.grids.items()}
-
-
-def refine_stsam(pipeline: Text4SegPipeline, request: RefineRequest) -> dict[str, np.ndarray]:
-    """The ST-SAM refiner, once per class, with the class's grid as the dense mask prompt."""
-    from stsam_refiner.predict import refine_image
-
-    if pipeline.refiner is None:
-        return refine_none(pipeline, request)
-    return {
-        label: refine_image(
-            pipeline.refiner,
-            request.image,
-            coarse=grid,
-            description=request.description,
-            flips=pipeline.config.refiner_flips,
-        ).mask
-        for label, grid in request.grids.items()
-    }
-
-
 _INSTANCE_RE = re.compile(r"^(?P<base>.+) (?P<number>\d+)$")
 
 
 class Text4SegPipeline:
     """MLLM (descriptor answer) → coarse masks → refined masks. Build with :meth:`from_pretrained`."""
 
-    def __init__(self, *, mllm, refiner=None, config: PipelineConfig | None = None) -> None:
-        """mllm: ``text4seg.mllm.loading.LoadedMllm``; refiner: ``STSAMRefiner`` or None (no refinement)."""
+    def __init__(
+        self, *, mllm, parts: RefinerParts | None = None, config: PipelineConfig | None = None
+    ) -> None:
+        """mllm: ``text4seg.mllm.loading.LoadedMllm``; parts: the loaded refiner models (none: no
+        refinement possible); config: settings (default ``PipelineConfig()``). The refiner
+        ``config.refine_mode`` names is built here, so a missing part is an error now."""
         self.mllm = mllm
-        self.refiner = refiner
+        self.parts = parts or RefinerParts()
         self.config = config or PipelineConfig()
+        self.refiner  # noqa: B018 - builds the refiner once to fail early on a missing part
         # segment() keeps grammar masks here per (grid, labels), so repeated queries skip rebuilding them.
         self._grammar_cache: dict[tuple, Any] = {}
+
+    @property
+    def refiner(self) -> Refiner:
+        """The refiner of ``config.refine_mode`` over this pipeline's parts."""
+        return build_refiner(self.config.refine_mode, self.parts)
 
     @classmethod
     def from_pretrained(
@@ -243,29 +183,33 @@ class Text4SegPipeline:
         sam_checkpoint: str | None = None,
         device: str = "cpu",
         config: PipelineConfig | None = None,
+        overrides: dict[str, Any] | None = None,
+        points=None,
         default_root: str | Path | None = None,
     ) -> Text4SegPipeline:
         """Load the MLLM and refiner; ``None`` takes the embedded default model's part.
 
         refiner: a project refiner checkpoint, ``"none"`` for no refiner, or None for the default's.
-        config: how to ask and refine; default: the default model's manifest when the MLLM is the
-            default one, else ``PipelineConfig()``.
+        config: how to ask and refine; default: the MLLM folder's ``inference.json`` with
+            ``overrides`` (e.g. ``{"grid": (16, 16)}`` from a flag; the change is printed to stderr).
+        points: a ``PointRefiner`` for the sparse-point refine modes.
         Raises ``DefaultModelMissing`` (with build instructions) when a default part is needed but absent.
         """
-        from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
-        from text4seg.mllm.loading import load_mllm
-
         default = None
         if model is None or refiner is None:
             default = locate_default_model(default_root or DEFAULT_ROOT)
-        if config is None:  # the manifest describes how the default MLLM answers, not another model
-            config = PipelineConfig.from_dict(default.manifest) if model is None else PipelineConfig()
-        mllm = load_mllm(model if model is not None else default.mllm, device_map=device)
+        model_dir = model if model is not None else default.mllm
+        if config is None:
+            overrides = dict(overrides or {})
+            if refiner is not None and str(refiner) == "none" and overrides.get("refine_mode") is None:
+                overrides["refine_mode"] = "none"
+            config = checkpoint_config(model_dir, overrides=overrides, announce=model is not None or bool(overrides))
+        mllm = load_mllm(model_dir, device_map=device)
         refiner_path = default.refiner if refiner is None else refiner
-        refiner_model = None
+        stsam = None
         if str(refiner_path) != "none":
-            refiner_model = load_pipeline_refiner(refiner_path, sam_checkpoint=sam_checkpoint, device=device)
-        return cls(mllm=mllm, refiner=refiner_model, config=config)
+            stsam = load_pipeline_refiner(refiner_path, sam_checkpoint=sam_checkpoint, device=device)
+        return cls(mllm=mllm, parts=RefinerParts(stsam=stsam, points=points), config=config)
 
     def __call__(
         self,
@@ -283,8 +227,6 @@ class Text4SegPipeline:
         grid: descriptor grid (default: the config's). task: force scene_text/referring/semantic
         instead of reading it from the query. on_row: called with each ``RowUpdate`` as it streams.
         """
-        from text4seg.core.io import as_rgb_array
-
         start = time.perf_counter()
         array = as_rgb_array(image)
         if not array.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only buffers
@@ -304,8 +246,9 @@ class Text4SegPipeline:
                 grids=nonempty,
                 query=parsed_query,
                 description=self._description(array, parsed_query),
+                flips=self.config.refiner_flips,
             )
-            refined.update(_resolve(self.config.refine_mode)(self, request))
+            refined.update(self.refiner.refine(request))
         timings["refine"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - start
         base = set(parsed_query.labels)
@@ -330,12 +273,9 @@ class Text4SegPipeline:
         return [*query.labels, *extra]
 
     def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row):
-        from text4seg.mllm.generate import segment
-        from text4seg.core.templates import get_template_set
-
         labels = self._answer_labels(query)
         start = time.perf_counter()
-        result = segment(
+        result = generate.segment(
             self.mllm.model,
             self.mllm.processor,
             image,
@@ -379,8 +319,6 @@ def describe_image(mllm, image: np.ndarray, *, template_set: str = "fixed", max_
     """The MLLM's own prose about the text's look (the "describe" task), greedy and unconstrained."""
     import torch
 
-    from text4seg.mllm.generate import build_inputs
-    from text4seg.core.templates import get_template_set
 
     question = get_template_set(template_set).question("describe", "text")
     inputs = build_inputs(mllm.processor, image, question)
@@ -392,7 +330,7 @@ def describe_image(mllm, image: np.ndarray, *, template_set: str = "fixed", max_
 
 def load_pipeline_refiner(path: str | Path, *, sam_checkpoint: str | None = None, device: str = "cpu"):
     """Load a project refiner checkpoint for inference; weights it cannot fill are an error."""
-    from stsam_refiner.build import load_refiner
+    from stsam_refiner.build import load_refiner  # lazy: pulls segment-anything and torch
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such refiner checkpoint")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from text4seg.core.codec import BACKGROUND, SEG_OPEN
+from text4seg.core.inference import InferenceSettings
 from text4seg.core.masks import upsample_grid
 from text4seg.core.parser import Repair, parse_answer
 from text4seg.core.templates import TemplateSet, build_inputs, get_template_set
@@ -112,7 +113,7 @@ def segment(
     *,
     task: str = "scene_text",
     labels: Sequence[str] | None = None,
-    grid: tuple[int, int] = (16, 16),
+    grid: tuple[int, int] | None = None,
     constrained: bool = True,
     answer_sentence: str = "free",
     templates: TemplateSet | None = None,
@@ -122,6 +123,7 @@ def segment(
 ) -> CoarseMaskResult:
     """Segment `query` in `image` (HWC uint8 array or PIL image) with the MLLM.
 
+    grid: (gh, gw) descriptor grid (None: ``InferenceSettings``' default; pipelines pass the checkpoint's).
     labels: the foreground labels the answer may use (default from `query_labels(task, query)`).
     constrained: mask logits with the R-RLE grammar (`text4seg.mllm.constrained`); False decodes freely.
     answer_sentence: "free" lets the model write its sentence; "template" forces the template's.
@@ -134,6 +136,7 @@ def segment(
     if answer_sentence not in ("free", "template"):
         raise ValueError(f"answer_sentence {answer_sentence!r} not in ('free', 'template')")
     templates = templates or get_template_set("fixed")
+    grid = tuple(grid) if grid is not None else InferenceSettings().grid
     height, width = grid
     labels = list(labels) if labels is not None else query_labels(task, query)
     max_new_tokens = max_new_tokens or default_max_new_tokens(height, width)

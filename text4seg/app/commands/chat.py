@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 from text4seg.app.commands.segment import add_model_arguments, call_kwargs, pipeline_from_args, write_outputs
+from text4seg.app.pipeline import describe_image
+from text4seg.core.io import ImageLoadError, load_image
 
 HELP = __doc__.split("::")[1].split("\n\n")[1]
 
@@ -41,8 +43,6 @@ class ChatSession:
         self.turn = 0
 
     def open_image(self, path: Path) -> None:
-        from text4seg.core.io import ImageLoadError, load_image
-
         try:
             self.image = load_image(path)
         except ImageLoadError as err:
@@ -70,8 +70,6 @@ class ChatSession:
         )
 
     def describe(self) -> None:
-        from text4seg.app.pipeline import describe_image
-
         if self.image is None:
             self.write("no image yet: use /image PATH")
             return

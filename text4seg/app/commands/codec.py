@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.core.codec import FORMATS, format_answer
 from text4seg.app.commands import grid_size
+from text4seg.core.codec import FORMATS, format_answer
 from text4seg.core.masks import GRID_RULES, descriptor_from_mask, upsample_grid
 from text4seg.core.parser import parse_answer
 

@@ -20,6 +20,9 @@ import shutil
 from pathlib import Path
 
 from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
+from text4seg.app.default_model import DEFAULT_ROOT
+from text4seg.app.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
+from text4seg.app.evaluation.samples import EVAL_DATASETS
 
 # Printed before the JSON line, in this order, for people reading the log.
 HEADLINE = (
@@ -41,8 +44,6 @@ HEADLINE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from text4seg.app.evaluation.samples import EVAL_DATASETS
-
     parser.add_argument("--dataset", choices=EVAL_DATASETS, required=True)
     parser.add_argument("--root", type=Path, required=True, help="dataset folder (published layout)")
     parser.add_argument("--split", required=True, help="split name, any case (e.g. Test, val, testA)")
@@ -63,8 +64,6 @@ def _fingerprint(path: Path) -> list:
 
 
 def _model_settings(args: argparse.Namespace) -> dict:
-    from text4seg.app.default_model import DEFAULT_ROOT
-
     model = Path(args.model) if args.model else DEFAULT_ROOT / "mllm"
     refiner = None if args.no_refine or args.refiner == "none" else (args.refiner or DEFAULT_ROOT / "refiner")
     return {
@@ -92,8 +91,6 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.app.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
-
     out = args.out or _default_out(args)
     if args.merge:
         _, report = merge(out)

@@ -10,7 +10,6 @@ shared by ``chat`` and ``eval``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -19,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stsam_refiner.points.pipeline_hook import POINT_REFINE_MODES
+from stsam_refiner.points.config import PointsConfig
 from text4seg.app.commands import grid_size
+from text4seg.app.refiners import POINT_MODES
+from text4seg.core.io import ImageLoadError, load_image
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--task", choices=("scene_text", "referring", "semantic"), help="force the task")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     group.add_argument(
-        "--refine-mode", default=None, help="key of text4seg.app.pipeline.REFINE_MODES (default: the model's)"
+        "--refine-mode", default=None, help="key of text4seg.app.refiners.REFINERS (default: the model's)"
     )
     points = parser.add_argument_group("point refinement (refine modes tspp, grid, random, text4seg)")
     points.add_argument("--points-config", help="PointsConfig YAML (configs/points/tspp.yaml)")
@@ -44,47 +45,46 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pipeline_from_args(args: argparse.Namespace):
-    """Load the pipeline the model options ask for (``--no-refine`` skips loading the refiner)."""
-    from text4seg.app.pipeline import Text4SegPipeline
+    """Load the pipeline the model options ask for (``--no-refine`` skips loading the refiner).
+
+    Settings come from the MLLM folder's ``inference.json``; ``--grid`` and ``--refine-mode``
+    override them, and the pipeline says so on stderr.
+    """
+    from text4seg.app.pipeline import Text4SegPipeline  # lazy: pulls torch and transformers
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    refiner = "none" if args.no_refine else args.refiner
-    pipeline = Text4SegPipeline.from_pretrained(
-        model=args.model, refiner=refiner, sam_checkpoint=args.sam_checkpoint
-    )
-    mode = args.refine_mode
+    points, mode = None, args.refine_mode
     if args.points_config:
-        config_mode = _attach_points(pipeline, args)
+        points, config_mode = _point_refiner(args)
         mode = mode or config_mode
-    elif mode in POINT_REFINE_MODES:
+    elif mode in POINT_MODES:
         raise ValueError(f"--refine-mode {mode} needs --points-config and --points-sam")
-    if mode is not None:  # replace() re-checks the mode against REFINE_MODES
-        pipeline.config = dataclasses.replace(pipeline.config, refine_mode=mode)
-    return pipeline
+    return Text4SegPipeline.from_pretrained(
+        model=args.model,
+        refiner="none" if args.no_refine else args.refiner,
+        sam_checkpoint=args.sam_checkpoint,
+        overrides={"grid": args.grid, "refine_mode": mode},
+        points=points,
+    )
 
 
-def _attach_points(pipeline, args: argparse.Namespace) -> str:
-    """Give the pipeline the point refiner the options describe; returns the config's mode."""
-    from stsam_refiner.points.config import PointsConfig
-    from stsam_refiner.points.pipeline_hook import attach_point_refiner, build_point_refiner
+def _point_refiner(args: argparse.Namespace):
+    """The point refiner the options describe, and its config's mode."""
+    from stsam_refiner.points.build import build_point_refiner  # lazy: pulls segment-anything and torch
 
     if not args.points_sam:
         raise ValueError("--points-config needs --points-sam (a SAM checkpoint for point prompts)")
     cfg = PointsConfig.from_yaml(args.points_config)
-    refiner = build_point_refiner(
-        cfg, sam_checkpoint=args.points_sam, prompter_checkpoint=args.points_prompter
-    )
-    attach_point_refiner(pipeline, refiner)
-    return cfg.mode
+    refiner = build_point_refiner(cfg, sam_checkpoint=args.points_sam, prompter_checkpoint=args.points_prompter)
+    return refiner, cfg.mode
 
 
 def call_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments for ``Text4SegPipeline.__call__`` from the model options."""
     return {
-        "grid": args.grid,
         "refine": not args.no_refine,
         "constrained": not args.unconstrained,
         "task": args.task,
@@ -138,8 +138,6 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.core.io import ImageLoadError, load_image
-
     pipeline = pipeline_from_args(args)
     failures: list[tuple[str, str]] = []
     seconds: list[float] = []

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
+from text4seg.app.web import build_app, launch
 from text4seg.app.web.config import ServeConfig
 
 _DEFAULTS = ServeConfig()
@@ -74,8 +75,6 @@ def config_from_args(args: argparse.Namespace, *, model_grid: tuple[int, int]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from text4seg.app.web import build_app, launch
-
     # Check the flags before the (slow) model load.
     config_from_args(args, model_grid=args.grid or _DEFAULTS.grid)
     pipeline = pipeline_from_args(args)

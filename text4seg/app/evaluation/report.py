@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from text4seg.app.evaluation.plots import plot_iou_histogram, plot_iou_scatter
 from text4seg.app.evaluation.scoring import MASK_SOURCES, merged_meters
 
 TIMING_PREFIXES = ("seconds", "wall", "images_per_second")
@@ -106,7 +107,6 @@ def csv_rows(records: list[dict[str, Any]]):
 
 def write_report(folder: Path, records: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Path]:
     """Write per_image.csv, report.json and the plots into ``folder``; returns their paths."""
-    from text4seg.app.evaluation.plots import plot_iou_histogram, plot_iou_scatter
 
     folder = Path(folder)
     paths = {"csv": folder / "per_image.csv", "json": folder / "report.json"}

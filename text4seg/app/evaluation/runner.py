@@ -23,6 +23,7 @@ from text4seg.app.evaluation.records import (
     read_done,
     read_records,
 )
+from text4seg.app.evaluation.report import compute_report, write_report
 from text4seg.app.evaluation.samples import EVAL_DATASETS, iter_samples
 from text4seg.app.evaluation.scoring import score_sample
 
@@ -175,7 +176,6 @@ def all_done_markers(out: Path) -> list[dict[str, Any]]:
 
 def merge(out: str | Path, *, markers: list[dict[str, Any]] | None = None):
     """Report from every record in ``out``; raises if a sample is missing. Returns (records, report)."""
-    from text4seg.app.evaluation.report import compute_report, write_report
 
     out = Path(out)
     markers = markers if markers is not None else all_done_markers(out)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from data_builders.readers import build_reader
+from data_builders.synthetic.writers import decode_rle
+
 EVAL_DATASETS = (
     "textseg",
     "totaltext",
@@ -57,8 +60,6 @@ def match_split(name: str, splits: tuple[str, ...]) -> str:
 
 
 def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample]:
-    from data_builders.readers import build_reader
-
     reader = build_reader(dataset, root=root)
     split = match_split(split, reader.splits)
     for index, record in enumerate(reader.records(split)):
@@ -72,8 +73,6 @@ def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample
 
 def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample]:
     import datasets
-
-    from data_builders.synthetic.writers import decode_rle
 
     data = datasets.load_from_disk(str(root))
     splits = data["split"]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from text4seg.app.web.config import ServeConfig
+from text4seg.app.web.examples import builtin_examples
 from text4seg.app.web.service import RequestError, RowsSoFar, SegmentService
 
 # Gradio phones home (analytics, version check) unless told not to; this demo runs offline.
@@ -57,8 +58,6 @@ def _examples(config: ServeConfig) -> dict[str, str]:
     """{caption: image path} of the example uploads."""
     examples = {Path(path).name: str(path) for path in config.examples}
     if config.builtin_examples:
-        from text4seg.app.web.examples import builtin_examples
-
         examples.update(builtin_examples(tempfile.mkdtemp(prefix="text4seg-serve-examples-")))
     return examples
 
@@ -103,7 +102,8 @@ def build_app(*, pipeline: Callable, config: ServeConfig):
     import gradio as gr
 
     service = SegmentService(pipeline=pipeline, config=config)
-    has_refiner = getattr(pipeline, "refiner", True) is not None
+    # A stand-in pipeline without a refiner attribute (tests, wrappers) is taken to have one.
+    has_refiner = getattr(getattr(pipeline, "refiner", None), "mode", "stsam") != "none"
     keep = 60 * config.keep_files_minutes
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(keep, keep)) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")

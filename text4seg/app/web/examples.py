@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data_builders.synthetic.config import SyntheticConfig
+from data_builders.synthetic.scene import compose_scene, scene_rng
+
 # Not a seed of the default model's synthetic training (100) or validation (4242) sets (scripts/build_default_model.sh),
 # so the example is an image the model has not seen.
 EXAMPLE_SEED = 90_210
@@ -17,9 +20,6 @@ def builtin_examples(folder: str | Path) -> dict[str, str]:
     """
     from PIL import Image
     from skimage import data
-
-    from data_builders.synthetic.config import SyntheticConfig
-    from data_builders.synthetic.scene import compose_scene, scene_rng
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

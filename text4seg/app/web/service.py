@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from text4seg.app.web.config import ServeConfig
 from text4seg.core.codec import encode_rrle
 from text4seg.core.io import ImageLoadError, load_image
-from text4seg.app.web.config import ServeConfig
+from text4seg.core.visualize import PALETTE
 
 # Characters that would turn user or model text (queries, labels) into Markdown formatting.
 MARKDOWN_MARKUP = set("\\`*_[]#|~!")
@@ -192,7 +193,6 @@ class SegmentService:
 def summarize(result, image_size: tuple[int, int]) -> str:
     """A short Markdown report of a ``SegmentationResult``; each label carries a swatch of the
     colour its mask has in the overlays."""
-    from text4seg.core.visualize import PALETTE
 
     height, width = image_size
     lines = [f"**Image** {width}×{height} · **query** “{_plain(result.query)}”"]
