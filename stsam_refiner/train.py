@@ -22,6 +22,7 @@ from stsam_refiner.build import build_refiner, load_refiner, resolve_path, save_
 from stsam_refiner.config import RefinerConfig
 from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
 from stsam_refiner.loss import refiner_loss
+from text4seg.core.checkpoints import load_torch_checkpoint
 from text4seg.core.training import CosineTrainingArguments
 
 
@@ -149,8 +150,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resume:
-        from text4seg.core.checkpoints import load_torch_checkpoint
-
         optimizer.load_state_dict(load_torch_checkpoint(out / "state" / "optimizer.pt"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor, last_epoch=start - 1)
     dataset, loader = _make_loader(cfg, model.image_size)
