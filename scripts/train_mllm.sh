@@ -26,7 +26,7 @@ Options:
                         torchrun for several processes or nodes, python for one process
   --output_dir DIR      override the config's output_dir
   --resume WHAT         auto (newest complete checkpoint in output_dir) | never | CHECKPOINT_DIR
-  --threads N           torch threads per process (sets OMP_NUM_THREADS and torch_threads)
+  --threads N           torch threads per process (sets OMP_NUM_THREADS and threads)
   --python PATH         Python interpreter; default: $PYTHON, else the repo's .venv, else python3
   --dry_run             print the command instead of running it
   -h, --help            show this help
@@ -98,7 +98,7 @@ OVERRIDES=()
 [[ -n "$ZERO" ]] && OVERRIDES+=("zero_stage=$ZERO")
 [[ -n "$OUTPUT_DIR" ]] && OVERRIDES+=("output_dir=$OUTPUT_DIR")
 [[ -n "$RESUME" ]] && OVERRIDES+=("resume=$RESUME")
-[[ -n "$THREADS" ]] && OVERRIDES+=("torch_threads=$THREADS") && export OMP_NUM_THREADS="$THREADS"
+[[ -n "$THREADS" ]] && OVERRIDES+=("threads=$THREADS") && export OMP_NUM_THREADS="$THREADS"
 TRAIN_ARGS=(--config "$CONFIG" "${OVERRIDES[@]}" "${EXTRA[@]}")
 BIN="$(dirname "$PY")"
 

@@ -1,5 +1,7 @@
 """Single-process checks of text4seg.mllm.distributed and resume lookup (multi-process: test_train_zero.py)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -105,8 +107,6 @@ def test_last_complete_checkpoint_skips_partial_folders(tmp_path):
     assert last_complete_checkpoint(tmp_path).endswith("checkpoint-4")
     config = TrainConfig(model_path="m", data_path="d", output_dir=str(tmp_path))
     assert resolve_resume(config).endswith("checkpoint-4")
-    config.resume = "never"
-    assert resolve_resume(config) is None
-    config.resume = str(tmp_path / "checkpoint-6")
+    assert resolve_resume(replace(config, resume="never")) is None
     with pytest.raises(ValueError, match="not a complete checkpoint"):
-        resolve_resume(config)
+        resolve_resume(replace(config, resume=str(tmp_path / "checkpoint-6")))

@@ -27,14 +27,14 @@ model_path: {model}
 data_path: {data}
 output_dir: {out}
 max_steps: 6
-per_device_batch_size: 4
-learning_rate: 1.0e-3
+batch_size: 4
+lr: 1.0e-3
 lr_scheduler: constant
 warmup_ratio: 0.0
-save_steps: 2
+save_every: 2
 save_total_limit: null
-logging_steps: 1
-torch_threads: 1
+log_every: 1
+threads: 1
 seed: 3
 lora: {{r: 4, alpha: 8, dropout: 0.0, projector: train}}
 """
@@ -92,7 +92,7 @@ def test_two_process_zero_matches_one_process_and_saves_loadable_adapters(setup,
     launcher = [
         "bash", str(REPO / "scripts" / "train_mllm.sh"), "--config", str(config), "--nproc", "2",
         "--zero", str(stage), "--threads", "1", "--master_port", str(free_port()), "--python", sys.executable,
-        f"output_dir={out}", "per_device_batch_size=2",
+        f"output_dir={out}", "batch_size=2",
     ]  # fmt: skip
     result = _run(launcher)
     assert _summary(result)["global_step"] == STEPS

@@ -19,26 +19,25 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
-from text4seg.mllm.vision_pretrain import (
-    HEAD_NAME,
-    make_patch_head,
-    patch_logits_to_grid,
-    save_stage,
-    warmup_cosine,
-)
+from text4seg.core.codec import BACKGROUND
+from text4seg.core.parser import parse_answer
+from text4seg.core.training import CosineTrainingArguments
+from text4seg.mllm.architectures import architecture_of
+from text4seg.mllm.collator import ChatCollator
+from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, save_stage
 
 TASK_NAMES = ("scene_text", "referring", "describe")
 
 
-@dataclass(kw_only=True)
-class FullTrainConfig:
-    """One full-parameter MLLM training run."""
+@dataclass(frozen=True, kw_only=True)
+class FullTrainConfig(CosineTrainingArguments):
+    """One full-parameter MLLM training run; ``seed`` seeds the sampling order."""
 
     model_path: str
     """Stage-1 folder's ``model/`` (LLaVA with the pretrained vision tower)."""
@@ -62,51 +61,27 @@ class FullTrainConfig:
     """Learning rate of the vision tower and patch head (0 freezes them)."""
     aux_weight: float = 0.5
     """Weight of the per-cell text loss (scene-text rows only)."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
     foreground_label_weight: float = 1.0
     """Cross-entropy weight of the first token of each foreground run's label (1: plain next-token loss;
     > 1 counters the background prior of greedy decoding)."""
-    warmup_steps: int = 50
-    """Linear warm-up steps, then cosine decay to 10%."""
     max_length: int = 1024
     """Longest tokenised row (image tokens included)."""
-    save_every: int = 100
-    """Steps between checkpoints."""
-    log_every: int = 10
-    """Steps between log lines."""
     bf16: bool = True
     """bfloat16 autocast for forward/backward (about 2x faster on CPUs with AVX512-BF16); weights stay fp32."""
     threads: int = 1
     """torch threads."""
-    seed: int = 0
-    """Seed for sampling order."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps {self.steps} and batch_size {self.batch_size} must be >= 1")
-        if self.lr <= 0 or self.vision_lr < 0 or self.aux_weight < 0:
-            raise ValueError(
-                f"lr {self.lr} must be > 0, vision_lr {self.vision_lr}, aux_weight {self.aux_weight} >= 0"
-            )
+        super().__post_init__()
+        if self.vision_lr < 0 or self.aux_weight < 0:
+            raise ValueError(f"vision_lr {self.vision_lr} and aux_weight {self.aux_weight} must be >= 0")
         unknown = sorted(set(self.task_weights) - set(TASK_NAMES))
         if unknown or not any(w > 0 for w in self.task_weights.values()):
             raise ValueError(f"task_weights {self.task_weights}: unknown {unknown} or no positive weight")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> FullTrainConfig:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
-
 
 def answer_text_grid(row: dict) -> np.ndarray | None:
     """grid_h×grid_w float {0,1} of the answer's non-background cells, or None for describe rows."""
-    from text4seg.core.codec import BACKGROUND
-    from text4seg.core.parser import parse_answer
-
     if row["task"] == "describe" or not row["grid_h"]:
         return None
     parsed = parse_answer(row["messages"][-1]["content"], height=row["grid_h"], width=row["grid_w"])
@@ -117,21 +92,29 @@ def calibrate_projector(model, pixel_values) -> dict[str, float]:
     """Rescale the projector so image embeddings have the mean norm of the text embeddings.
 
     The CLIP tower's last hidden states are not normalised (norm ~70 in a trained tiny tower versus
-    ~1 for the language model's embeddings), which drowns the text stream in the residual sum.
+    ~1 for the language model's embeddings), which drowns the text stream in the residual sum. The
+    tower, the projector and its first and last linear layers come from the architecture registry.
     """
     import torch
 
-    projector = model.model.multi_modal_projector
+    spec = architecture_of(model.config)
+    if spec.projector_layers is None:
+        raise ValueError(
+            f"model_type {model.config.model_type!r}: calibration needs a projector MLP outside the vision "
+            "tower (ArchitectureSpec.projector_layers)"
+        )
+    projector = spec.module(model, "projector")
+    first, last = (projector.get_submodule(name) for name in spec.projector_layers)
     with torch.no_grad():
-        features = model.model.vision_tower(
+        features = spec.module(model, "vision_tower")(
             pixel_values=pixel_values, output_hidden_states=True
         ).hidden_states[-1]
         feature_norm = features.norm(dim=-1).mean().item()
-        projector.linear_1.weight.mul_(math.sqrt(features.shape[-1]) / feature_norm)
+        first.weight.mul_(math.sqrt(features.shape[-1]) / feature_norm)
         image_norm = projector(features).norm(dim=-1).mean().item()
         text_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().item()
-        projector.linear_2.weight.mul_(text_norm / image_norm)
-        projector.linear_2.bias.mul_(text_norm / image_norm)
+        last.weight.mul_(text_norm / image_norm)
+        last.bias.mul_(text_norm / image_norm)
     return {"feature_norm": feature_norm, "image_norm_before": image_norm, "text_norm": text_norm}
 
 
@@ -152,8 +135,6 @@ def task_batches(tasks: list[str], weights: dict[str, float], *, batch_size: int
 
 def run_start_ids(tokenizer) -> dict[str, int]:
     """Token ids around descriptor runs: what precedes a run's label, and what is not a foreground label."""
-    from text4seg.core.codec import BACKGROUND
-
     ids = {name: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(piece)[0])
            for name, piece in (("open", "<seg>"), ("row", "\n "), ("sep", "| "), ("close", "</seg>"),
                                ("background", BACKGROUND))}  # fmt: skip
@@ -189,15 +170,14 @@ class _Trainer:
         from safetensors.torch import load_file
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from text4seg.mllm.collator import ChatCollator
-
         out = Path(cfg.output_dir)
         self.resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if self.resume else Path(cfg.model_path)
         check_pretrained_folder(source)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
         self.processor = AutoProcessor.from_pretrained(source)
-        vision = self.model.model.vision_tower.config
+        self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
+        vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
         head_state = load_file(out / HEAD_NAME if self.resume else cfg.head_path)
         self.k = int(math.isqrt(head_state["1.weight"].shape[0]))
@@ -207,7 +187,7 @@ class _Trainer:
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
         self.run_starts = run_start_ids(self.processor.tokenizer)
         self.features = {}
-        self.model.model.vision_tower.register_forward_hook(self._keep_features)
+        self.tower.register_forward_hook(self._keep_features)
         self.optimizer = self._optimizer(cfg)
         self.start = 0
         if self.resume:
@@ -221,7 +201,7 @@ class _Trainer:
     def _optimizer(self, cfg: FullTrainConfig):
         import torch
 
-        vision = list(self.model.model.vision_tower.parameters()) + list(self.head.parameters())
+        vision = list(self.tower.parameters()) + list(self.head.parameters())
         vision_ids = {id(p) for p in vision}
         rest = [p for p in self.model.parameters() if id(p) not in vision_ids]
         for p in vision:
@@ -265,7 +245,8 @@ def train_full(cfg: FullTrainConfig) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     started, out = time.time(), Path(cfg.output_dir)
     run = _Trainer(cfg)
     if not run.resume:
@@ -281,14 +262,13 @@ def train_full(cfg: FullTrainConfig) -> dict:
     record: dict = {}
     for step in tqdm(range(run.start + 1, cfg.steps + 1), desc="mllm", initial=run.start, total=cfg.steps):
         for group in run.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * warmup_cosine(
-                step - 1, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps
-            )
+            group["lr"] = group["base_lr"] * cfg.lr_factor(step - 1)
         batch, targets, weights = run.batch(next(batches))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             total, lm, aux = run.loss(batch, targets, weights, cfg)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
         run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
         window.append((float(lm), float(aux)))
@@ -321,11 +301,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
     args = parser.parse_args(argv)
-    cfg = FullTrainConfig.from_yaml(
-        args.config, model_path=args.model_path, head_path=args.head_path, data=args.data,
-        output_dir=args.output_dir, steps=args.steps,
-    )  # fmt: skip
-    print(json.dumps({**train_full(cfg), "config": asdict(cfg)}))
+    given = {"model_path": args.model_path, "head_path": args.head_path, "data": args.data,
+             "output_dir": args.output_dir, "steps": args.steps}  # fmt: skip
+    overrides = {key: value for key, value in given.items() if value is not None}
+    cfg = FullTrainConfig.from_yaml(args.config, overrides=overrides)
+    print(json.dumps({**train_full(cfg), "config": cfg.to_dict()}))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from text4seg.mllm.collator import ChatCollator
+from text4seg.mllm.distributed import init_process_state, save_trainable
+from text4seg.mllm.loading import load_mllm
+from text4seg.mllm.lora import attach_lora
 from text4seg.mllm.train_config import TrainConfig
 
 LOSS_HISTORY_NAME = "loss_history.json"
@@ -56,13 +60,13 @@ def training_arguments(config: TrainConfig):
 
     return TrainingArguments(
         output_dir=config.output_dir,
-        per_device_train_batch_size=config.per_device_batch_size,
+        per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
+        learning_rate=config.lr,
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
+        max_grad_norm=config.grad_clip,
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         optim="adamw_torch",
@@ -70,9 +74,9 @@ def training_arguments(config: TrainConfig):
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         seed=config.seed,
         data_seed=config.seed,
-        logging_steps=config.logging_steps,
+        logging_steps=config.log_every,
         save_strategy="steps",
-        save_steps=config.save_steps,
+        save_steps=config.save_every,
         save_total_limit=config.save_total_limit,
         deepspeed=config.deepspeed_config,
         # The collator needs the raw image and messages columns.
@@ -133,8 +137,6 @@ def _trainer_class():
     """A Trainer whose checkpoints hold only the trainable weights, saved ZeRO-3-safely."""
     from transformers import Trainer
 
-    from text4seg.mllm.distributed import save_trainable
-
     class MllmTrainer(Trainer):
         def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
             output_dir = output_dir or self.args.output_dir
@@ -160,13 +162,8 @@ def build_trainer(config: TrainConfig, *, callbacks=()):
     """Process group, model with adapters, dataset, collator and Trainer for ``config``."""
     import torch
 
-    from text4seg.mllm.collator import ChatCollator
-    from text4seg.mllm.distributed import init_process_state
-    from text4seg.mllm.loading import load_mllm
-    from text4seg.mllm.lora import attach_lora
-
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     init_process_state(deepspeed=config.zero_stage > 0)
     # TrainingArguments before the model: under ZeRO-3 from_pretrained then loads weights sharded.
     args = training_arguments(config)
@@ -229,7 +226,7 @@ def parse_args(argv=None) -> TrainConfig:
     # Launchers add --local_rank / --local-rank; the rank is read from the environment instead.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    return TrainConfig.from_yaml(args.config, args.overrides)
+    return TrainConfig.from_yaml(args.config, overrides=args.overrides)
 
 
 def main(argv=None, *, callbacks=()) -> TrainResult:

@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from data_builders.synthetic import load_synthetic
 from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
+from text4seg.core.masks import grid_from_mask
+from text4seg.core.training import CosineTrainingArguments
+from text4seg.mllm.architectures import architecture_of
 
 HEAD_NAME = "patch_head.safetensors"
 
 
-@dataclass(kw_only=True)
-class VisionPretrainConfig:
-    """One vision pretraining run."""
+@dataclass(frozen=True, kw_only=True)
+class VisionPretrainConfig(CosineTrainingArguments):
+    """One vision pretraining run; ``seed`` seeds the head, the split and the batch order."""
 
     model_path: str
     """LLaVA checkpoint folder (``build_tiny_llava`` output) whose vision tower is trained."""
@@ -50,10 +53,6 @@ class VisionPretrainConfig:
     """Images per step."""
     lr: float = 1e-3
     """Peak AdamW learning rate (linear warm-up, cosine decay to 10%)."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
-    warmup_steps: int = 50
-    """Warm-up steps."""
     pos_weight: float = 2.0
     """BCE weight of text cells (text covers ~10-20% of cells)."""
     val_images: int = 200
@@ -68,28 +67,17 @@ class VisionPretrainConfig:
     """bfloat16 autocast for forward/backward; weights stay fp32."""
     threads: int = 1
     """torch threads."""
-    seed: int = 0
-    """Seed for the head, the split and the batch order."""
 
     def __post_init__(self) -> None:
-        if self.grid < 1 or self.steps < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"grid {self.grid}, steps {self.steps}, batch_size {self.batch_size} must be >= 1"
-            )
+        super().__post_init__()
+        if self.grid < 1:
+            raise ValueError(f"grid {self.grid} must be >= 1")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold {self.threshold} not in (0, 1]")
-        if self.lr <= 0 or self.pos_weight <= 0:
-            raise ValueError(f"lr {self.lr} and pos_weight {self.pos_weight} must be > 0")
+        if self.pos_weight <= 0:
+            raise ValueError(f"pos_weight {self.pos_weight} must be > 0")
         if self.val_images < 1:
             raise ValueError(f"val_images {self.val_images} must be >= 1 (the run reports its cell IoU)")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> VisionPretrainConfig:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
 
 
 def make_patch_head(*, hidden: int, cells_per_patch: int):
@@ -121,8 +109,6 @@ class PatchGridData:
     def __init__(self, *, rows, processor, grid: int, rule: str, threshold: float) -> None:
         import torch
 
-        from text4seg.core.masks import grid_from_mask
-
         images, grids = [], []
         for row in rows:
             image = row["image"].convert("RGB")
@@ -143,18 +129,6 @@ def cell_iou(logits, targets) -> float:
     pred, gt = logits > 0, targets > 0.5
     union = (pred | gt).sum().item()
     return 1.0 if union == 0 else (pred & gt).sum().item() / union
-
-
-def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int) -> float:
-    """LR factor for 0-based ``step``: linear warm-up, then cosine decay to 10% (both default-model stages)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _schedule(cfg: VisionPretrainConfig):
-    return lambda step: warmup_cosine(step, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps)
 
 
 @dataclass(kw_only=True)
@@ -180,15 +154,13 @@ class _Run:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from data_builders.synthetic import load_synthetic
-
         out = Path(cfg.output_dir)
         resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if resume else Path(cfg.model_path)
         check_pretrained_folder(source)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
         self.processor = AutoProcessor.from_pretrained(source)
-        self.tower = self.model.model.vision_tower
+        self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
         if cfg.grid % self.n:
@@ -223,7 +195,7 @@ class _Run:
             self.optimizer.load_state_dict(state["optimizer"])
             self.start = int(state["step"])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _schedule(cfg), last_epoch=self.start - 1
+            self.optimizer, cfg.lr_factor, last_epoch=self.start - 1
         )
 
     def grid_logits(self, pixels):
@@ -261,7 +233,8 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     started = time.time()
     run = _Run(cfg)
     out = Path(cfg.output_dir)
@@ -278,7 +251,8 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
             logits = run.grid_logits(run.train.pixels[index]).float()
         loss = F.binary_cross_entropy_with_logits(logits, run.train.grids[index], pos_weight=pos_weight)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
@@ -299,7 +273,7 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
         step=step, first_loss=logged[0], last_loss=logged[-1], val_cell_iou=run.evaluate(),
         seconds=time.time() - started,
     )  # fmt: skip
-    (out / "result.json").write_text(json.dumps({**asdict(result), "config": asdict(cfg)}, indent=1))
+    (out / "result.json").write_text(json.dumps({**asdict(result), "config": cfg.to_dict()}, indent=1))
     return result
 
 
@@ -313,9 +287,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
     args = parser.parse_args(argv)
-    cfg = VisionPretrainConfig.from_yaml(
-        args.config, model_path=args.model_path, data=args.data, output_dir=args.output_dir, steps=args.steps
-    )
+    given = {
+        "model_path": args.model_path,
+        "data": args.data,
+        "output_dir": args.output_dir,
+        "steps": args.steps,
+    }
+    overrides = {key: value for key, value in given.items() if value is not None}
+    cfg = VisionPretrainConfig.from_yaml(args.config, overrides=overrides)
     print(json.dumps(asdict(pretrain(cfg))))
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from text4seg.core.config import Config
 from text4seg.core.io import MAX_PIXELS
 
 LOOPBACK_NAMES = ("localhost",)
 TASKS = (None, "scene_text", "referring", "semantic")
 
 
-@dataclass(kw_only=True)
-class ServeConfig:
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig(Config):
     """How the demo listens, what it accepts and how many requests it works on at once."""
 
     host: str = "127.0.0.1"
@@ -52,7 +53,7 @@ class ServeConfig:
     """Also offer a synthetic scene and a real photo of handwriting as examples."""
 
     def __post_init__(self) -> None:
-        self.grid = tuple(int(v) for v in self.grid)
+        object.__setattr__(self, "grid", tuple(int(v) for v in self.grid))
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be two positive sizes (rows, columns), got {self.grid}")
         if not 1 <= self.port <= 65535:
@@ -91,12 +92,3 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> ServeConfig:
-        import yaml
-
-        return cls(**(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
