@@ -1,7 +1,8 @@
 """Build a refiner from its config; save and load the project's own checkpoints.
 
 A project checkpoint is one safetensors file: every tensor the refiner trained or that no base
-checkpoint can supply, plus the config as JSON metadata. Frozen weights that came from a base
+checkpoint can supply, plus the config and the general text-prompt sentences as JSON metadata (so
+a checkpoint needs no file beside it). Frozen weights that came from a base
 checkpoint (SAM's official state_dict, a pretrained SegFormer folder) are not copied; loading
 rebuilds the model from the config, fills those from the base checkpoints again, then loads the
 stored tensors, and reports missing / unexpected keys by name.
@@ -10,7 +11,7 @@ stored tensors, and reports missing / unexpected keys by name.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from stsam_refiner.text_prompt import load_sentences
 from text4seg.core.checkpoints import check_safetensors
 
 FORMAT = "stsam_refiner/1"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_SENTENCES_KEY = "text_prompt_sentences"
 
 
 @dataclass
@@ -32,42 +33,47 @@ class BuildReport:
 
     sam: LoadReport | None = None
     """Result of loading the official SAM checkpoint (None: random SAM)."""
-    base_keys: set[str] = field(default_factory=set)
-    """Refiner state keys filled from base checkpoints (SAM, pretrained SegFormer)."""
-
-
-def resolve_path(path: str | Path) -> Path:
-    """``path`` as given if it exists, else relative to the repository root (for ``configs/…``)."""
-    p = Path(path)
-    return p if p.exists() or p.is_absolute() else _REPO_ROOT / p
 
 
 def build_refiner(
-    cfg: RefinerConfig, *, text_encoder: FrozenTextEncoder | None = None
+    cfg: RefinerConfig,
+    *,
+    text_encoder: FrozenTextEncoder | None = None,
+    sentences: list[str] | None = None,
 ) -> tuple[STSAMRefiner, BuildReport]:
-    """The configured refiner; SAM (and SegFormer) weights filled from their base checkpoints."""
+    """The configured refiner; SAM (and SegFormer) weights filled from their base checkpoints.
+
+    sentences: the general text-prompt sentences (None: read ``text_prompt.sentences_file``, a path
+    as given or relative to the working directory).
+    """
     sam, sam_report = build_sam(cfg.sam)
-    report = BuildReport(sam=sam_report)
-    if sam_report is not None:
-        loaded = set(sam.state_dict()) - set(sam_report.missing)
-        report.base_keys |= {f"sam.{k}" for k in loaded}
+    sam_base = (
+        frozenset(set(sam.state_dict()) - set(sam_report.missing)) if sam_report is not None else frozenset()
+    )
     tp = cfg.text_prompt
     if tp.enabled and text_encoder is None:
         text_encoder = build_text_encoder(tp)
-    sentences = load_sentences(resolve_path(tp.sentences_file)) if tp.enabled and tp.use_general else []
-    if tp.enabled and tp.use_general and not sentences:
-        raise ValueError("text_prompt.use_general needs sentences_file")
-    model = STSAMRefiner(cfg=cfg, sam=sam, text_encoder=text_encoder, sentences=sentences)
-    if model.dense_prompt is not None and cfg.dense_prompt.pretrained:
-        report.base_keys |= {f"dense_prompt.segformer.{k}" for k in model.dense_prompt.segformer.state_dict()}
-    model.base_keys = report.base_keys
-    return model, report
+    wanted = tp.enabled and tp.use_general
+    if wanted and sentences is None:
+        if not tp.sentences_file:
+            raise ValueError("text_prompt.use_general needs sentences_file")
+        sentences = load_sentences(Path(tp.sentences_file))
+    if wanted and not sentences:
+        raise ValueError("text_prompt.use_general needs at least one sentence")
+    model = STSAMRefiner(
+        cfg=cfg,
+        sam=sam,
+        text_encoder=text_encoder,
+        sentences=sentences if wanted else [],
+        sam_base_keys=sam_base,
+    )
+    return model, BuildReport(sam=sam_report)
 
 
 def trained_state(model: STSAMRefiner) -> dict[str, torch.Tensor]:
     """The tensors a project checkpoint stores: all but frozen base-checkpoint weights."""
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    base = getattr(model, "base_keys", set())
+    base = model.base_keys
     return {
         k: v.detach().cpu().contiguous()
         for k, v in model.state_dict().items()
@@ -80,7 +86,11 @@ def save_refiner(model: STSAMRefiner, path: str | Path) -> list[str]:
     from safetensors.torch import save_file
 
     state = trained_state(model)
-    meta = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict())}
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(model.cfg.to_dict()),
+        _SENTENCES_KEY: json.dumps(list(model.sentences)),
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=meta)
     return sorted(state)
@@ -88,6 +98,10 @@ def save_refiner(model: STSAMRefiner, path: str | Path) -> list[str]:
 
 def read_refiner_config(path: str | Path) -> RefinerConfig:
     """The config stored in a project checkpoint (a pickle is refused unread: CheckpointRefusedError)."""
+    return RefinerConfig.from_dict(json.loads(_read_metadata(path)["config"]))
+
+
+def _read_metadata(path: str | Path) -> dict[str, str]:
     from safetensors import safe_open
 
     check_safetensors(
@@ -97,7 +111,7 @@ def read_refiner_config(path: str | Path) -> RefinerConfig:
         meta = f.metadata() or {}
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} checkpoint (format={meta.get('format')!r})")
-    return RefinerConfig.from_dict(json.loads(meta["config"]))
+    return meta
 
 
 def load_refiner(
@@ -112,14 +126,17 @@ def load_refiner(
     """
     from safetensors.torch import load_file
 
-    cfg = read_refiner_config(path)
+    meta = _read_metadata(path)
+    cfg = RefinerConfig.from_dict(json.loads(meta["config"]), source=str(path))
     if sam_checkpoint is not None:
         cfg = cfg.with_overrides({"sam.checkpoint": sam_checkpoint})
-    model, built = build_refiner(cfg, text_encoder=text_encoder)
+    # Checkpoints written before the sentences travelled with them read the configured file.
+    sentences = json.loads(meta[_SENTENCES_KEY]) if _SENTENCES_KEY in meta else None
+    model, built = build_refiner(cfg, text_encoder=text_encoder, sentences=sentences)
     stored = load_file(str(path))
     result = model.load_state_dict(stored, strict=False)
     report = LoadReport(
-        missing=sorted(set(result.missing_keys) - built.base_keys),
+        missing=sorted(set(result.missing_keys) - model.base_keys),
         unexpected=sorted(result.unexpected_keys),
         resized=built.sam.resized if built.sam is not None else [],
     )

@@ -58,10 +58,15 @@ class STSAMRefiner(nn.Module):
         sam: Sam,
         text_encoder: FrozenTextEncoder | None = None,
         sentences: Sequence[str] = (),
+        sam_base_keys: frozenset[str] = frozenset(),
     ) -> None:
+        """sentences: the general text-prompt sentences (saved with the checkpoint);
+        sam_base_keys: SAM state keys filled from an official checkpoint (not stored again)."""
         super().__init__()
         self.cfg = cfg
         self.sam = sam
+        self.sentences = tuple(sentences)
+        self._sam_base_keys = frozenset(sam_base_keys)
         dim = sam.prompt_encoder.embed_dim
         if cfg.text_prompt.enabled and text_encoder is None:
             raise ValueError("text_prompt.enabled needs a text encoder")
@@ -92,6 +97,15 @@ class STSAMRefiner(nn.Module):
             if isinstance(block, AdaptedBlock):
                 block.attn_adapter.requires_grad_(True)
                 block.mlp_adapter.requires_grad_(True)
+
+    @property
+    def base_keys(self) -> frozenset[str]:
+        """State keys filled from base checkpoints (official SAM, pretrained SegFormer): a project
+        checkpoint does not store them unless they were trained."""
+        keys = {f"sam.{k}" for k in self._sam_base_keys}
+        if self.dense_prompt is not None and self.cfg.dense_prompt.pretrained:
+            keys |= {f"dense_prompt.segformer.{k}" for k in self.dense_prompt.segformer.state_dict()}
+        return frozenset(keys)
 
     @property
     def image_size(self) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from stsam_refiner.build import build_refiner, load_refiner, resolve_path, save_refiner
+from stsam_refiner.build import build_refiner, load_refiner, save_refiner
 from stsam_refiner.config import RefinerConfig
 from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
 from stsam_refiner.loss import refiner_loss
@@ -100,7 +100,7 @@ def _initial_model(cfg: TrainConfig, out: Path):
         return model, json.loads((out / "state" / "trainer.json").read_text())
     if cfg.init_checkpoint:
         return load_refiner(cfg.init_checkpoint)[0], None
-    model, _ = build_refiner(RefinerConfig.from_yaml(resolve_path(cfg.model_config)))
+    model, _ = build_refiner(RefinerConfig.from_yaml(cfg.model_config))
     return model, None
 
 
