@@ -24,12 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
+from text4seg.core.checkpoints import load_torch_checkpoint
 from text4seg.core.codec import BACKGROUND
+from text4seg.core.inference import InferenceSettings, load_inference_settings
 from text4seg.core.parser import parse_answer
 from text4seg.core.training import CosineTrainingArguments
 from text4seg.mllm.architectures import architecture_of
 from text4seg.mllm.collator import ChatCollator
+from text4seg.mllm.loading import load_mllm
+from text4seg.mllm.text_vision import tower_parameter_groups
 from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, save_stage
 
 TASK_NAMES = ("scene_text", "referring", "describe")
@@ -59,6 +62,8 @@ class FullTrainConfig(CosineTrainingArguments):
     """Peak AdamW learning rate of the projector and language model."""
     vision_lr: float = 2e-4
     """Learning rate of the vision tower and patch head (0 freezes them)."""
+    backbone_lr: float = 0.0
+    """Learning rate of a text_backbone tower's pretrained detector (0 keeps it frozen)."""
     aux_weight: float = 0.5
     """Weight of the per-cell text loss (scene-text rows only)."""
     foreground_label_weight: float = 1.0
@@ -166,16 +171,15 @@ class _Trainer:
 
     def __init__(self, cfg: FullTrainConfig) -> None:
         import datasets
-        import torch
         from safetensors.torch import load_file
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         out = Path(cfg.output_dir)
         self.resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if self.resume else Path(cfg.model_path)
-        check_pretrained_folder(source)
-        self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
-        self.processor = AutoProcessor.from_pretrained(source)
+        loaded = load_mllm(source)
+        self.model, self.processor = loaded.model.train(), loaded.processor
+        # The model answers as its source was taught to (grid, rule); saved with every checkpoint.
+        self.settings = load_inference_settings(source) or InferenceSettings()
         self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
@@ -201,14 +205,17 @@ class _Trainer:
     def _optimizer(self, cfg: FullTrainConfig):
         import torch
 
-        vision = list(self.tower.parameters()) + list(self.head.parameters())
-        vision_ids = {id(p) for p in vision}
-        rest = [p for p in self.model.parameters() if id(p) not in vision_ids]
-        for p in vision:
-            p.requires_grad_(cfg.vision_lr > 0)
+        backbone, tower = tower_parameter_groups(self.tower)
+        vision = tower + list(self.head.parameters())
+        tower_ids = {id(p) for p in vision + backbone}
+        rest = [p for p in self.model.parameters() if id(p) not in tower_ids]
+        for params, lr in ((vision, cfg.vision_lr), (backbone, cfg.backbone_lr)):
+            for p in params:
+                p.requires_grad_(lr > 0)
         groups = [{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr}]
-        if cfg.vision_lr > 0:
-            groups.append({"params": vision, "lr": cfg.vision_lr, "base_lr": cfg.vision_lr})
+        for params, lr in ((vision, cfg.vision_lr), (backbone, cfg.backbone_lr)):
+            if lr > 0 and params:
+                groups.append({"params": params, "lr": lr, "base_lr": lr})
         self.params = [p for g in groups for p in g["params"]]
         return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 

@@ -124,6 +124,15 @@ class TextVisionModel(PreTrainedModel):
         )
 
 
+def tower_parameter_groups(tower: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(pretrained backbone parameters, the tower's other parameters); a CLIP tower has no backbone."""
+    backbone = getattr(tower, "backbone", None)
+    ids = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    return [p for p in tower.parameters() if id(p) in ids], [
+        p for p in tower.parameters() if id(p) not in ids
+    ]
+
+
 def register() -> None:
     """Make ``AutoConfig`` / ``AutoModel`` (and so LLaVA) know the text vision tower (idempotent)."""
     try:

@@ -23,10 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.synthetic import load_synthetic
-from text4seg.core.checkpoints import check_pretrained_folder, load_torch_checkpoint
+from text4seg.core.checkpoints import load_torch_checkpoint
+from text4seg.core.inference import InferenceSettings, save_inference_settings
 from text4seg.core.masks import grid_from_mask
 from text4seg.core.training import CosineTrainingArguments
 from text4seg.mllm.architectures import architecture_of
+from text4seg.mllm.loading import load_mllm
+from text4seg.mllm.text_vision import tower_parameter_groups
 
 HEAD_NAME = "patch_head.safetensors"
 
@@ -53,6 +56,9 @@ class VisionPretrainConfig(CosineTrainingArguments):
     """Images per step."""
     lr: float = 1e-3
     """Peak AdamW learning rate (linear warm-up, cosine decay to 10%)."""
+    backbone_lr: float = 0.0
+    """Peak learning rate of a text_backbone tower's pretrained detector (0 keeps it frozen; a CLIP
+    tower has none)."""
     pos_weight: float = 2.0
     """BCE weight of text cells (text covers ~10-20% of cells)."""
     val_images: int = 200
@@ -152,14 +158,11 @@ class _Run:
 
     def __init__(self, cfg: VisionPretrainConfig) -> None:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         out = Path(cfg.output_dir)
         resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
-        source = out / "model" if resume else Path(cfg.model_path)
-        check_pretrained_folder(source)
-        self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
-        self.processor = AutoProcessor.from_pretrained(source)
+        loaded = load_mllm(out / "model" if resume else Path(cfg.model_path))
+        self.model, self.processor = loaded.model.train(), loaded.processor
         self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
@@ -183,9 +186,17 @@ class _Run:
         n_val = min(cfg.val_images, max(1, len(rows) // 5))  # small smoke-test corpora keep 80% for training
         self.val = PatchGridData(rows=rows.select(order[:n_val]), **data)
         self.train = PatchGridData(rows=rows.select(order[n_val:]), **data)
-        params = list(self.tower.parameters()) + list(self.head.parameters())
-        self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        backbone, tower = tower_parameter_groups(self.tower)
+        for p in backbone:
+            p.requires_grad_(cfg.backbone_lr > 0)
+        groups = [{"params": tower + list(self.head.parameters()), "lr": cfg.lr}]
+        if cfg.backbone_lr > 0:
+            groups.append({"params": backbone, "lr": cfg.backbone_lr})
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        self.settings = InferenceSettings(
+            grid=(cfg.grid, cfg.grid), grid_rule=cfg.grid_rule, grid_threshold=cfg.threshold
+        )
         self.start = 0
         if resume:
             from safetensors.torch import load_file
@@ -215,14 +226,15 @@ class _Run:
 
 def save_stage(out: Path, run, step: int) -> None:
     """A resumable checkpoint of a default-model training stage (``run`` has ``model``, ``processor``,
-    ``head`` and ``optimizer``): the LLaVA ``save_pretrained`` folder ``model/``, the per-patch head,
-    and ``state.pt`` (optimizer state + step)."""
+    ``head``, ``optimizer`` and ``settings``): the LLaVA ``save_pretrained`` folder ``model/`` with its
+    ``inference.json``, the per-patch head, and ``state.pt`` (optimizer state + step)."""
     import torch
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(out / "model")
     run.processor.save_pretrained(out / "model")
+    save_inference_settings(out / "model", run.settings)
     save_file({k: v.contiguous() for k, v in run.head.state_dict().items()}, out / HEAD_NAME)
     torch.save({"optimizer": run.optimizer.state_dict(), "step": step}, out / "state.pt")
 
