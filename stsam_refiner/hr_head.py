@@ -9,6 +9,9 @@ Choices made here (docs/refiner.md):
 - ``use_image``: the normalised full-resolution image is pixel-unshuffled (4×4 blocks → 48
   channels at 4e×4e) and concatenated to the decoder features, so the transposed convs can place
   stroke edges finer than SAM's 4e grid. ENVIRONMENT.md's experiment: this is what lifts thin strokes.
+- ``backbone_features``: the text backbone's evidence joins at its own resolution — its
+  1/2-resolution feature after the first transposed conv, its text probability after the second —
+  so the full-resolution convs see a pretrained detector's idea of where text is, not only pixels.
 - The bilinearly upsampled low-res logits are added to the head's output, whose last conv starts at
   zero: at initialisation the HR logits are SAM's mask, upsampled.
 """
@@ -27,6 +30,7 @@ from segment_anything.modeling.mask_decoder import MLP
 from torch import nn
 
 from stsam_refiner.config import HRHeadConfig
+from text4seg.backbone import BackboneFeatures
 
 _UNSHUFFLE = 4
 
@@ -65,23 +69,31 @@ def capture_decoder_features(decoder: MaskDecoder) -> Iterator[DecoderFeatures]:
 
 
 class HRHead(nn.Module):
-    """Decoder features (+ image) → B×1×S×S logits, S = 4 × the decoder's mask side."""
+    """Decoder features (+ image, + text-backbone features) → B×1×S×S logits, S = 4 × the decoder's
+    mask side."""
 
-    def __init__(self, *, cfg: HRHeadConfig, decoder_dim: int) -> None:
+    def __init__(self, *, cfg: HRHeadConfig, decoder_dim: int, half_channels: int | None = None) -> None:
+        """half_channels: the text backbone's 1/2-resolution width (needed with ``backbone_features``)."""
         super().__init__()
         self.use_image = cfg.use_image
+        self.backbone_features = cfg.backbone_features
+        if self.backbone_features and half_channels is None:
+            raise ValueError("hr_head.backbone_features needs the text backbone's half_channels")
+        extra_half, extra_full = (half_channels, 1) if self.backbone_features else (0, 0)
         ch = cfg.channels
         in_chans = decoder_dim // 8 + (3 * _UNSHUFFLE**2 if cfg.use_image else 0)
+        # One Sequential (the layout old checkpoints were saved with); forward runs it in two halves
+        # when backbone features join between them.
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(in_chans, ch, kernel_size=2, stride=2),
             LayerNorm2d(ch),
             nn.GELU(),
-            nn.ConvTranspose2d(ch, ch, kernel_size=2, stride=2),
+            nn.ConvTranspose2d(ch + extra_half, ch, kernel_size=2, stride=2),
             nn.GELU(),
         )
         layers: list[nn.Module] = []
         for i in range(4):
-            layers.append(nn.Conv2d(ch, ch, kernel_size=3, padding=1))
+            layers.append(nn.Conv2d(ch + (extra_full if i == 0 else 0), ch, kernel_size=3, padding=1))
             if i < 3:
                 layers.append(nn.GELU())
         self.refine = nn.Sequential(*layers)
@@ -96,17 +108,31 @@ class HRHead(nn.Module):
         mask_token: torch.Tensor,
         low_res_logits: torch.Tensor,
         images: torch.Tensor | None = None,
+        backbone: BackboneFeatures | None = None,
     ) -> torch.Tensor:
-        """upscaled: B×D/8×m×m, mask_token: B×D, low_res_logits: B×1×m×m, images: B×3×4m×4m → B×1×4m×4m."""
+        """upscaled: B×D/8×m×m, mask_token: B×D, low_res_logits: B×1×m×m, images: B×3×4m×4m,
+        backbone: the text backbone's cuts of those images (half B×C×2m×2m, logit B×1×4m×4m)
+        → B×1×4m×4m float logits."""
         x = upscaled
+        side = upscaled.shape[-1] * _UNSHUFFLE
         if self.use_image:
             if images is None:
                 raise ValueError("HR head built with use_image needs the images")
-            side = upscaled.shape[-1] * _UNSHUFFLE
             if images.shape[-1] != side:
                 raise ValueError(f"HR head: image side {images.shape[-1]} != 4 × mask side {side}")
             x = torch.cat([x, F.pixel_unshuffle(images, _UNSHUFFLE)], dim=1)
-        feats = self.refine(self.upsample(x))
+        if not self.backbone_features:
+            feats = self.refine(self.upsample(x))
+        else:
+            if backbone is None:
+                raise ValueError("HR head built with backbone_features needs the backbone features")
+            if backbone.db_logit.shape[-1] != side:
+                raise ValueError(
+                    f"HR head: backbone side {backbone.db_logit.shape[-1]} != 4 × mask side {side}"
+                )
+            half = torch.cat([self.upsample[:3](x), backbone.half], dim=1)
+            full = torch.cat([self.upsample[3:](half), backbone.probability()], dim=1)
+            feats = self.refine(full)
         weights = self.hypernet(mask_token)
         logits = torch.einsum("bc,bchw->bhw", weights, feats).unsqueeze(1)
         base = F.interpolate(low_res_logits, size=feats.shape[-2:], mode="bilinear", align_corners=False)

@@ -7,9 +7,12 @@ M = S/4, SAM's ``mask_input`` frame):
 2. SAM's ViT with adapters (SAM-PTx: the pooled text vector goes into every MLP-parallel adapter)
    → image embedding I (B×D×e×e, e = S/16); with alignment, I + Î;
 3. dense prompt = SAM's PromptEncoder on the coarse-mask logits (its own mask-downscaling path)
-   + the SegFormer dense visual prompt;
+   + the dense visual prompt (a SegFormer, or the pretrained text backbone's features);
 4. SAM's MaskDecoder with sparse = [points…, text tokens] (single-mask output, token 0);
-5. HR head on the decoder's upscaled features → B×1×S×S logits.
+5. HR head on the decoder's upscaled features (+ image, + text-backbone features) → B×1×S×S logits.
+
+The text backbone (``text4seg.backbone``), when a part uses it, runs once per batch on the
+un-normalised images and its features go to both the dense prompt and the HR head.
 
 With every addition disabled this is exactly ``Sam`` (tested against ``SamPredictor``).
 """
@@ -25,10 +28,11 @@ from torch import nn
 
 from stsam_refiner.adapters import AdaptedBlock, encode_image, insert_adapters
 from stsam_refiner.config import RefinerConfig
-from stsam_refiner.dense_prompt import DenseVisualPrompt
+from stsam_refiner.dense_prompt import build_dense_prompt
 from stsam_refiner.hr_head import HRHead, capture_decoder_features
 from stsam_refiner.text_encoders import FrozenTextEncoder
 from stsam_refiner.text_prompt import CrossModalAlignment, SparseTextPrompt
+from text4seg.backbone import BackboneFeatures, TextBackbone
 
 
 @dataclass
@@ -59,12 +63,18 @@ class STSAMRefiner(nn.Module):
         text_encoder: FrozenTextEncoder | None = None,
         sentences: Sequence[str] = (),
         sam_base_keys: frozenset[str] = frozenset(),
+        text_backbone: TextBackbone | None = None,
     ) -> None:
         """sentences: the general text-prompt sentences (saved with the checkpoint);
-        sam_base_keys: SAM state keys filled from an official checkpoint (not stored again)."""
+        sam_base_keys: SAM state keys filled from an official checkpoint (not stored again);
+        text_backbone: the pretrained text detector, when ``cfg.uses_text_backbone``."""
         super().__init__()
+        if cfg.uses_text_backbone != (text_backbone is not None):
+            need = "needs" if cfg.uses_text_backbone else "does not use"
+            raise ValueError(f"this refiner config {need} a text backbone")
         self.cfg = cfg
         self.sam = sam
+        self.text_backbone = text_backbone
         self.sentences = tuple(sentences)
         self._sam_base_keys = frozenset(sam_base_keys)
         dim = sam.prompt_encoder.embed_dim
@@ -80,15 +90,31 @@ class STSAMRefiner(nn.Module):
         )
         self.alignment = CrossModalAlignment(cfg=cfg.alignment, dim=dim) if cfg.alignment.enabled else None
         self.dense_prompt = (
-            DenseVisualPrompt(cfg=cfg.dense_prompt, out_chans=dim, mask_size=cfg.sam.mask_size)
+            build_dense_prompt(
+                cfg.dense_prompt,
+                out_chans=dim,
+                mask_size=cfg.sam.mask_size,
+                quarter_channels=text_backbone.quarter_channels if text_backbone is not None else None,
+            )
             if cfg.dense_prompt.enabled
             else None
         )
-        self.hr_head = HRHead(cfg=cfg.hr_head, decoder_dim=dim) if cfg.hr_head.enabled else None
+        self.hr_head = (
+            HRHead(
+                cfg=cfg.hr_head,
+                decoder_dim=dim,
+                half_channels=text_backbone.half_channels if text_backbone is not None else None,
+            )
+            if cfg.hr_head.enabled
+            else None
+        )
         self.apply_freezing()
 
     def apply_freezing(self) -> None:
-        """ST-SAM's trainable set: adapters, mask decoder and every addition; SAM's encoders frozen."""
+        """ST-SAM's trainable set: adapters, mask decoder and every addition; SAM's encoders frozen;
+        the text backbone frozen when its config says so."""
+        if self.text_backbone is not None and self.cfg.text_backbone.freeze:
+            self.text_backbone.requires_grad_(False)
         if not self.cfg.sam.freeze:
             return
         self.sam.image_encoder.requires_grad_(False)
@@ -98,12 +124,30 @@ class STSAMRefiner(nn.Module):
                 block.attn_adapter.requires_grad_(True)
                 block.mlp_adapter.requires_grad_(True)
 
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        """AdamW parameter groups of the trainable weights: the text backbone's at
+        ``lr × text_backbone.lr_scale``, everything else at ``lr`` (one group when there is no
+        trainable backbone, as before it existed, so older optimizer states still resume)."""
+        backbone = (
+            {id(p) for p in self.text_backbone.parameters()} if self.text_backbone is not None else set()
+        )
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in backbone], "lr": lr}]
+        slow = [p for p in trainable if id(p) in backbone]
+        if slow:
+            groups.append({"params": slow, "lr": lr * self.cfg.text_backbone.lr_scale})
+        return groups
+
     @property
     def base_keys(self) -> frozenset[str]:
         """State keys filled from base checkpoints (official SAM, pretrained SegFormer): a project
         checkpoint does not store them unless they were trained."""
         keys = {f"sam.{k}" for k in self._sam_base_keys}
-        if self.dense_prompt is not None and self.cfg.dense_prompt.pretrained:
+        if (
+            self.dense_prompt is not None
+            and self.cfg.dense_prompt.source == "segformer"
+            and self.cfg.dense_prompt.pretrained
+        ):
             keys |= {f"dense_prompt.segformer.{k}" for k in self.dense_prompt.segformer.state_dict()}
         return frozenset(keys)
 
@@ -111,6 +155,18 @@ class STSAMRefiner(nn.Module):
     def image_size(self) -> int:
         """Square model input side S."""
         return self.sam.image_encoder.img_size
+
+    def backbone_features(self, images: torch.Tensor) -> BackboneFeatures | None:
+        """The text backbone's cuts of B×3×S×S SAM-normalised images (None without a backbone).
+
+        SAM's normalisation is undone to the backbone's RGB in [0, 1]; SAM's zero padding becomes the
+        mean colour, which is also what the backbone pads with.
+        """
+        if self.text_backbone is None:
+            return None
+        rgb = (images * self.sam.pixel_std + self.sam.pixel_mean) / 255.0
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.text_backbone.freeze):
+            return self.text_backbone(rgb)
 
     def forward(
         self,
@@ -128,7 +184,12 @@ class STSAMRefiner(nn.Module):
         image_pe = self.sam.prompt_encoder.get_dense_pe()
         if self.alignment is not None:
             embeddings = embeddings + self.alignment(embeddings, image_pe, text.tokens)
-        visual = self.dense_prompt(images) if self.dense_prompt is not None else None
+        features = self.backbone_features(images)
+        visual = None
+        if self.dense_prompt is not None:
+            visual = self.dense_prompt(
+                features if self.cfg.dense_prompt.source == "text_backbone" else images
+            )
         lows, ious, hrs = [], [], []
         # SAM's decoder pairs one image with a batch of prompts, so images go through one by one.
         for i in range(batch):
@@ -152,12 +213,22 @@ class STSAMRefiner(nn.Module):
             lows.append(low)
             ious.append(iou)
             if self.hr_head is not None:
-                hrs.append(self.hr_head(feats.upscaled, feats.mask_tokens[:, 0], low, images[i : i + 1]))
+                one = _select(features, i) if self.cfg.hr_head.backbone_features else None
+                hrs.append(self.hr_head(feats.upscaled, feats.mask_tokens[:, 0], low, images[i : i + 1], one))
         return RefinerOutput(
             low_res_logits=torch.cat(lows),
             iou_pred=torch.cat(ious),
             hr_logits=torch.cat(hrs) if hrs else None,
         )
+
+
+def _select(features: BackboneFeatures, i: int) -> BackboneFeatures:
+    """Image ``i`` of a batch of backbone features, batch dimension kept."""
+    return BackboneFeatures(
+        quarter=features.quarter[i : i + 1],
+        half=features.half[i : i + 1],
+        db_logit=features.db_logit[i : i + 1],
+    )
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -148,7 +148,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, resume = _initial_model(cfg, out)
     start = resume["step"] if resume else 0
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The text backbone, when trained, gets its own lower learning rate (text_backbone.lr_scale).
+    optimizer = torch.optim.AdamW(model.optimizer_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resume:
         optimizer.load_state_dict(load_torch_checkpoint(out / "state" / "optimizer.pt"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor, last_epoch=start - 1)

@@ -86,6 +86,7 @@ def test_config_invariants_name_the_numbers():
 
 def test_every_default_yaml_parses():
     from data_builders.conversations import ConversationConfig
+    from stsam_refiner.config import RefinerConfig
     from stsam_refiner.train import TrainConfig as RefinerTrainConfig
 
     folder = REPO / "configs" / "default"
@@ -93,9 +94,7 @@ def test_every_default_yaml_parses():
     assert FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps > 0
     assert TinyMllmConfig.from_yaml(folder / "mllm.yaml").image_tokens == 65
     conv = ConversationConfig.from_yaml(folder / "conversations.yaml")
-    assert (
-        conv.grid_sizes == (DEFAULT_INFERENCE.grid[0],) and conv.grid_rule == DEFAULT_INFERENCE.grid_rule
-    )
+    assert conv.grid_sizes == (DEFAULT_INFERENCE.grid[0],) and conv.grid_rule == DEFAULT_INFERENCE.grid_rule
     refiner = RefinerTrainConfig.from_yaml(folder / "refiner_train.yaml")
     assert refiner.coarse.grid == DEFAULT_INFERENCE.grid[0] and refiner.description_column is None
     for name in ("mllm_train.yaml", "mllm_continue.yaml"):
@@ -105,6 +104,12 @@ def test_every_default_yaml_parses():
     assert continued.steps > FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps
     refiner_more = RefinerTrainConfig.from_yaml(folder / "refiner_continue.yaml")
     assert refiner_more.coarse == refiner.coarse and refiner_more.description_column is None
+    # The text-backbone variant changes the refiner (and where it is written), nothing else.
+    on_backbone = RefinerTrainConfig.from_yaml(folder / "refiner_train_backbone.yaml")
+    assert RefinerConfig.from_yaml(REPO / on_backbone.model_config).uses_text_backbone
+    assert on_backbone.output_dir != refiner.output_dir
+    same = {"model_config": refiner.model_config, "output_dir": refiner.output_dir}
+    assert on_backbone.with_overrides(same) == refiner
 
 
 def test_task_batches_keep_one_task_per_batch():
