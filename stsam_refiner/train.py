@@ -190,6 +190,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                 _append_log(out, {**record, **terms.as_floats()})
             if step % cfg.save_every == 0:
                 _save(accelerator, model, optimizer, out, step)
+            if cfg.out_of_time(started):
+                print(f"refiner: {cfg.max_minutes} min budget spent at step {step}/{cfg.steps}; saving")
+                break
+        if cfg.out_of_time(started):
+            break
     bar.close()
     path = _save(accelerator, model, optimizer, out, step)
     return TrainResult(step=step, losses=losses, checkpoint=path)
@@ -203,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-config", help="RefinerConfig YAML (overrides the config)")
     parser.add_argument("--init-checkpoint", help="project checkpoint to start from")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--save-every", type=int)
@@ -217,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         changes["description_column"] = args.description_column or None
     if args.coarse_source:
         changes["coarse.source"] = args.coarse_source
+    if args.minutes is not None:
+        changes["max_minutes"] = args.minutes
     if args.config:
         cfg = TrainConfig.from_yaml(args.config, overrides=changes)
     else:

@@ -15,6 +15,7 @@ from stsam_refiner.config import RefinerConfig, TextPromptSentences
 from stsam_refiner.points.config import PointsConfig
 from stsam_refiner.points.train_sam import PointSamTrainConfig
 from stsam_refiner.train import TrainConfig as RefinerTrainConfig
+from text4seg.app.build_default import BuildConfig
 from text4seg.app.web.config import ServeConfig
 from text4seg.core.config import Config, apply_overrides
 from text4seg.core.training import CosineTrainingArguments, TrainingArguments, warmup_cosine
@@ -127,14 +128,18 @@ YAML_CLASSES = {
     "data/corpus_train.yaml": SyntheticConfig,
     "data/synthetic.yaml": SyntheticConfig,
     "data/synthetic_eval.yaml": SyntheticConfig,
+    "default/build.yaml": BuildConfig,
     "default/conversations.yaml": ConversationConfig,
     "default/mllm.yaml": TinyMllmConfig,
+    "default/mllm_backbone.yaml": TinyMllmConfig,
+    "default/mllm_train_backbone.yaml": FullTrainConfig,
     "default/mllm_train.yaml": FullTrainConfig,
     "default/mllm_continue.yaml": FullTrainConfig,
     "default/refiner_train.yaml": RefinerTrainConfig,
     "default/refiner_continue.yaml": RefinerTrainConfig,
     "default/refiner_train_backbone.yaml": RefinerTrainConfig,
     "default/vision_pretrain.yaml": VisionPretrainConfig,
+    "default/vision_pretrain_backbone.yaml": VisionPretrainConfig,
     "mllm/default_llava.yaml": TinyMllmConfig,
     "mllm/lora_default.yaml": MllmConfig,
     "mllm/qlora_default.yaml": MllmConfig,

@@ -9,6 +9,7 @@ to change its default. The YAML files stay flat: inherited fields are top-level 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from text4seg.core.config import Config
@@ -74,13 +75,22 @@ class CosineTrainingArguments(TrainingArguments):
     """Optimizer steps in total (a resumed run continues up to this number)."""
     warmup_steps: int = 50
     """Linear warm-up steps, then cosine decay to 10 % of ``lr`` at ``steps``."""
+    max_minutes: float = 0.0
+    """Wall-time budget of this call (0: none): past it the run saves a checkpoint and stops early,
+    with the schedule unchanged, so a cut-off build still leaves a usable, resumable model."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.max_minutes < 0:
+            raise ValueError(f"max_minutes {self.max_minutes} must be >= 0")
         if self.steps < 1:
             raise ValueError(f"steps {self.steps} must be >= 1")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps {self.warmup_steps} must be >= 0")
+
+    def out_of_time(self, started: float) -> bool:
+        """True once ``max_minutes`` have passed since ``started`` (a ``time.time()`` value)."""
+        return self.max_minutes > 0 and time.time() - started > 60 * self.max_minutes
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate factor of 0-based optimizer ``step`` (multiply each group's peak lr by it)."""

@@ -279,7 +279,8 @@ def train_full(cfg: FullTrainConfig) -> dict:
         run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
         window.append((float(lm), float(aux)))
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        stop = cfg.out_of_time(started)
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
             lm_mean, aux_mean = (float(np.mean(v)) for v in zip(*window, strict=True))
             record = {
                 "step": step,
@@ -287,11 +288,14 @@ def train_full(cfg: FullTrainConfig) -> dict:
                 "aux_loss": aux_mean,
                 "time": round(time.time() - started, 1),
             }
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if step % cfg.save_every == 0 or step == cfg.steps or stop:
                 save_stage(out, run, step)
             with open(out / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             window = []
+        if stop:
+            print(f"mllm: {cfg.max_minutes} min budget spent at step {step}/{cfg.steps}; saved")
+            break
     return record
 
 
@@ -307,9 +311,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data")
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
     args = parser.parse_args(argv)
     given = {"model_path": args.model_path, "head_path": args.head_path, "data": args.data,
-             "output_dir": args.output_dir, "steps": args.steps}  # fmt: skip
+             "output_dir": args.output_dir, "steps": args.steps, "max_minutes": args.minutes}  # fmt: skip
     overrides = {key: value for key, value in given.items() if value is not None}
     cfg = FullTrainConfig.from_yaml(args.config, overrides=overrides)
     print(json.dumps({**train_full(cfg), "config": cfg.to_dict()}))

@@ -269,16 +269,20 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         window.append(float(loss.detach()))
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        stop = cfg.out_of_time(started)
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
             logged.append(sum(window) / len(window))
             record = {"step": step, "loss": logged[-1], "time": round(time.time() - started, 1)}
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if step % cfg.save_every == 0 or step == cfg.steps or stop:
                 record["val_cell_iou"] = run.evaluate()
                 save_stage(out, run, step)
             out.mkdir(parents=True, exist_ok=True)
             with open(out / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             window = []
+        if stop:
+            print(f"vision pretrain: {cfg.max_minutes} min budget spent at step {step}/{cfg.steps}; saved")
+            break
     if step == run.start:  # nothing left to run: still report the held-out IoU
         logged = [float("nan")]
     result = PretrainResult(
@@ -298,12 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data")
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
     args = parser.parse_args(argv)
     given = {
         "model_path": args.model_path,
         "data": args.data,
         "output_dir": args.output_dir,
         "steps": args.steps,
+        "max_minutes": args.minutes,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
     cfg = VisionPretrainConfig.from_yaml(args.config, overrides=overrides)

@@ -1,0 +1,61 @@
+"""The default model's build recipe, run exactly as documented on the CPU in a tiny setting."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from text4seg.app.build_default import BuildConfig
+from text4seg.app.pipeline import Text4SegPipeline
+from text4seg.core.inference import load_inference_settings
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["train_images=48", "select_images=6", "test_images=6", "vision_steps=3", "mllm_steps=3",
+        "refiner_steps=3", "measure_images=4"]  # fmt: skip
+
+
+def test_budget_split_must_fit_the_whole_budget():
+    with pytest.raises(ValueError, match="exceeds the whole budget"):
+        BuildConfig.from_dict({"cpu": {"split": {"mllm": 0.8, "vision": 0.2}}})
+    with pytest.raises(ValueError, match="unknown key 'cpu.gpus'"):
+        BuildConfig.from_dict({"cpu": {"gpus": 2}})
+
+
+@pytest.mark.slow
+def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_path):
+    args = [
+        "bash",
+        "scripts/build_default_model.sh",
+        "--device",
+        "cpu",
+        "--minutes",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "pkg"),
+    ]
+    args += [item for setting in TINY for item in ("--set", setting)]  # fmt: skip
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stages = [
+        json.loads(line)["stage"] for line in (tmp_path / "run" / "stages.jsonl").read_text().splitlines()
+    ]
+    assert stages == ["data_train", "data_select", "data_test", "base", "vision_pretrain", "conversations",
+                      "mllm_train", "refiner_train", "package"]  # fmt: skip
+    pkg = tmp_path / "pkg"
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert manifest["metrics"]["n_images"] == 4 and manifest["training"]["profile"]["train_images"] == 48
+    settings = load_inference_settings(pkg / "mllm")
+    assert settings is not None and settings.grid == (8, 8)
+    vision = json.loads((pkg / "mllm" / "config.json").read_text())["vision_config"]
+    assert vision["model_type"] == "text4seg_text_vision"
+    pipe = Text4SegPipeline.from_pretrained(default_root=pkg)
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    result = pipe(image, "segment the text in this image")
+    assert result.refined_masks["text"].shape == (48, 64) and len(result.grid) == 8

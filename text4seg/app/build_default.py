@@ -1,0 +1,249 @@
+"""Build the embedded default model from nothing in one run, inside a time budget.
+
+    python -m text4seg.app.build_default --device cpu --minutes 60 [--out text4seg/app/assets/default]
+
+Stages (each a command of its own, timed into ``RUN/stages.jsonl``; budgets are shares of
+``--minutes`` from ``configs/default/build.yaml``, and every trainer saves and stops when its share
+is spent, so a cut-off run still packages a usable model):
+
+1. data: the corpus (``configs/data/corpus_{train,select,test}.yaml``: train font families and
+   photos; held-out families and photos; held-out families, photos and generator setting);
+2. in parallel: (a) the MLLM on the pretrained text backbone — base checkpoint, vision
+   pretraining, chat rows, MLLM training; (b) the refiner on the same backbone;
+3. package: copy into ``--out`` (with the MLLM's ``inference.json``), measure on the selection
+   split, write the manifest with the stage record.
+
+The reported figures come from the test split afterwards (``python -m text4seg.app.default_eval``),
+never from anything this recipe chose on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from text4seg.app.default_model import DEFAULT_ROOT
+from text4seg.core.config import Config
+
+BUILD_CONFIG = Path("configs/default/build.yaml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetSplit(Config):
+    """Shares of ``--minutes`` per stage (the refiner runs beside vision + MLLM, so shares overlap)."""
+
+    data: float = 0.15
+    """Corpus generation (not enforced: it comes first and its size is fixed)."""
+    vision: float = 0.12
+    """Vision pretraining."""
+    mllm: float = 0.5
+    """Chat rows + MLLM training."""
+    refiner: float = 0.65
+    """Refiner training (in parallel with vision + MLLM)."""
+    package: float = 0.15
+    """Packaging and measuring on the selection split."""
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"split.{name} {value} outside (0, 1]")
+        if self.data + max(self.vision + self.mllm, self.refiner) + self.package > 1.0 + 1e-9:
+            raise ValueError("split: data + max(vision + mllm, refiner) + package exceeds the whole budget")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildProfile(Config):
+    """Sizes and steps of one device's build."""
+
+    train_images: int = 2400
+    """Images of corpus_train.yaml (train font families and photos)."""
+    select_images: int = 100
+    """Images of corpus_select.yaml (held-out families and photos; the recipe measures on these)."""
+    test_images: int = 200
+    """Images of corpus_test.yaml (held-out families, photos and generator setting; reported only)."""
+    data_workers: int = 2
+    """Processes drawing the corpus."""
+    threads_per_trainer: int = 1
+    """torch threads of the refiner process."""
+    vision_steps: int = 300
+    """Vision pretraining schedule length."""
+    mllm_steps: int = 2000
+    """MLLM training schedule length."""
+    refiner_steps: int = 1500
+    """Refiner training schedule length."""
+    measure_images: int = 100
+    """Selection-split images scored when packaging."""
+    split: BudgetSplit = field(default_factory=BudgetSplit)
+    """Stage budgets."""
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if name != "split" and value < 1:
+                raise ValueError(f"{name} {value} must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildConfig(Config):
+    """``configs/default/build.yaml``: one profile per device."""
+
+    cpu: BuildProfile = field(default_factory=BuildProfile)
+    """This project's 2-core machines."""
+    cuda: BuildProfile = field(default_factory=BuildProfile)
+    """One GPU with its host's cores."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where everything goes and how long each stage may take."""
+
+    run: Path
+    data: Path
+    out: Path
+    minutes: float
+    profile: BuildProfile
+
+    def budget(self, stage: str) -> float:
+        """Minutes of ``stage`` (its share of the total)."""
+        return round(self.minutes * getattr(self.profile.split, stage), 2)
+
+
+def _stage(plan: Plan, name: str, command: list[str], *, log: Path | None = None) -> None:
+    """Run one command, append {"stage", "seconds", "command"} to stages.jsonl; a failure stops the build."""
+    start = time.time()
+    print(f"[{time.strftime('%H:%M:%S')}] == {name}: {' '.join(command)}", flush=True)
+    if log is None:
+        subprocess.run(command, check=True)
+    else:
+        with open(log, "a", encoding="utf-8") as handle:
+            subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT)
+    record = {"stage": name, "seconds": round(time.time() - start, 1), "command": " ".join(command)}
+    with open(plan.run / "stages.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _py(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+def data_stage(plan: Plan) -> None:
+    workers = str(plan.profile.data_workers)
+    for split, count, seed in (("train", "train_images", 100), ("select", "select_images", 200),
+                               ("test", "test_images", 300)):  # fmt: skip
+        out = plan.data / f"corpus_{split}"
+        if (out / "dataset_info.json").is_file() or (out / "state.json").is_file():
+            continue  # already generated by an earlier (cut-off) run of the same recipe
+        _stage(plan, f"data_{split}", _py("data_builders.synthetic", "--config", f"configs/data/corpus_{split}.yaml",
+                                          "--n", str(getattr(plan.profile, count)), "--out", str(out), "--seed", str(seed),
+                                          "--workers", workers))  # fmt: skip
+
+
+def mllm_commands(plan: Plan) -> list[tuple[str, list[str]]]:
+    run, data, p = plan.run, plan.data, plan.profile
+    return [
+        ("base", _py("text4seg.app.default_package", "base", "--config", "configs/default/mllm_backbone.yaml",
+                     "--out", str(run / "base"))),
+        ("vision_pretrain", _py("text4seg.mllm.vision_pretrain", "--config", "configs/default/vision_pretrain_backbone.yaml",
+                                "--model-path", str(run / "base"), "--data", str(data / "corpus_train"),
+                                "--output-dir", str(run / "vision"), "--steps", str(p.vision_steps),
+                                "--minutes", str(plan.budget("vision")))),
+        ("conversations", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
+                              "--out", str(data / "conv_train"), "--config", "configs/default/conversations.yaml",
+                              "--seed", "0")),
+        ("mllm_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_train_backbone.yaml",
+                           "--model-path", str(run / "vision" / "model"),
+                           "--head-path", str(run / "vision" / "patch_head.safetensors"),
+                           "--data", str(data / "conv_train"), "--output-dir", str(run / "mllm"),
+                           "--steps", str(p.mllm_steps), "--minutes", str(plan.budget("mllm")))),
+    ]  # fmt: skip
+
+
+def refiner_command(plan: Plan) -> list[str]:
+    p = plan.profile
+    return _py("stsam_refiner.train", "--config", "configs/default/refiner_train_backbone.yaml",
+               "--data", str(plan.data / "corpus_train"), "--output-dir", str(plan.run / "refiner"),
+               "--steps", str(p.refiner_steps), "--minutes", str(plan.budget("refiner")),
+               "--threads", str(p.threads_per_trainer))  # fmt: skip
+
+
+def train_stage(plan: Plan) -> None:
+    """The refiner in a background process while the MLLM stages run one after another."""
+    log = plan.run / "refiner.log"
+    start = time.time()
+    print(f"[{time.strftime('%H:%M:%S')}] == refiner (background, log {log})", flush=True)
+    with open(log, "a", encoding="utf-8") as handle:
+        refiner = subprocess.Popen(refiner_command(plan), stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        for name, command in mllm_commands(plan):
+            _stage(plan, name, command, log=plan.run / "mllm.log")
+    finally:
+        code = refiner.wait()
+    record = {"stage": "refiner_train", "seconds": round(time.time() - start, 1),
+              "command": " ".join(refiner_command(plan)) + " (in parallel with the MLLM stages)"}  # fmt: skip
+    with open(plan.run / "stages.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    if code:
+        raise RuntimeError(f"refiner training failed (exit {code}); see {log}")
+
+
+def package_stage(plan: Plan) -> None:
+    training = {
+        "train_images": plan.profile.train_images,
+        "train_data": "configs/data/corpus_train.yaml (train font families and photos), seed 100",
+        "select_data": "configs/data/corpus_select.yaml (held-out families and photos), seed 200",
+        "test_data": "configs/data/corpus_test.yaml (held-out families, photos and generator setting), seed 300",
+        "budget_minutes": plan.minutes,
+        "profile": plan.profile.to_dict(),
+    }
+    (plan.run / "training.json").write_text(json.dumps(training, indent=1) + "\n")
+    _stage(plan, "package", _py("text4seg.app.default_package", "package",
+                                "--mllm", str(plan.run / "mllm" / "model"),
+                                "--refiner", str(plan.run / "refiner" / "refiner.safetensors"),
+                                "--val-data", str(plan.data / "corpus_select"),
+                                "--val-seed", "200", "--val-config", "configs/data/corpus_select.yaml",
+                                "--limit", str(plan.profile.measure_images),
+                                "--stages", str(plan.run / "stages.jsonl"),
+                                "--training", str(plan.run / "training.json"), "--out", str(plan.out)))  # fmt: skip
+
+
+def build(plan: Plan) -> None:
+    plan.run.mkdir(parents=True, exist_ok=True)
+    plan.data.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    data_stage(plan)
+    train_stage(plan)
+    package_stage(plan)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] built {plan.out} in {(time.time() - started) / 60:.1f} min",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m text4seg.app.build_default", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="profile of configs/default/build.yaml"
+    )
+    parser.add_argument("--minutes", type=float, required=True, help="time budget of the whole build")
+    parser.add_argument("--run-dir", default="runs/default", help="checkpoints, logs, stage record")
+    parser.add_argument("--data-dir", default="data/default", help="generated corpus")
+    parser.add_argument("--out", default=str(DEFAULT_ROOT), help="package folder (the embedded default)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of the device's profile (e.g. train_images=48), for dry runs")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error(f"--minutes {args.minutes} must be > 0")
+    config = BuildConfig.from_yaml(BUILD_CONFIG, overrides=[f"{args.device}.{item}" for item in args.set])
+    profile = getattr(config, args.device)
+    build(Plan(run=Path(args.run_dir), data=Path(args.data_dir), out=Path(args.out), minutes=args.minutes,
+               profile=profile))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
