@@ -187,3 +187,31 @@ def test_packed_assets_folder_keeps_families_photos_and_splits(tmp_path):
     for index in range(4):
         scene = compose_scene(cfg, scene_rng(5, index))
         assert all(i.font_family in families for i in scene.instances)
+
+
+def test_missing_debian_packages_are_named_and_the_rest_is_used():
+    found, missing = debian_font_files(("fonts-not-a-package", DEBIAN_FONT_PACKAGES[0]))
+    assert missing == ["fonts-not-a-package"] and set(found) <= {DEBIAN_FONT_PACKAGES[0]}
+
+
+def test_cli_takes_an_assets_dir(tmp_path, capsys):
+    from data_builders.synthetic.__main__ import main
+    from data_builders.synthetic.pack_assets import pack
+
+    pack(tmp_path / "assets", max_mb=0.8, splits=("train",))
+    config = tmp_path / "corpus.yaml"
+    config.write_text((CONFIGS / "corpus_train.yaml").read_text())
+    argv = [
+        "--n",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "1",
+        "--size",
+        "48",
+        "--config",
+        str(config),
+    ]
+    main([*argv, "--assets-dir", str(tmp_path / "assets")])
+    assert "wrote 2 arrow samples" in capsys.readouterr().out

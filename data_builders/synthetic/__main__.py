@@ -20,9 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="YAML with SyntheticConfig fields (configs/data/synthetic*.yaml)")
     parser.add_argument("--size", type=int, help="image side in pixels (overrides the config)")
     parser.add_argument("--fonts", choices=FONT_SETS, help="font set (overrides the config)")
+    parser.add_argument(
+        "--assets-dir",
+        help="fonts/ + backgrounds/ folder from pack_assets, replacing the packages (overrides the config)",
+    )
     args = parser.parse_args(argv)
     cfg = SyntheticConfig.from_yaml(args.config) if args.config else SyntheticConfig()
-    overrides = {k: v for k, v in (("size", args.size), ("fonts", args.fonts)) if v is not None}
+    pairs = (("size", args.size), ("fonts", args.fonts), ("assets_dir", args.assets_dir))
+    overrides = {k: v for k, v in pairs if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
     start = time.perf_counter()
     build(cfg, n=args.n, out=args.out, seed=args.seed, layout=args.layout, workers=args.workers)
