@@ -19,9 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from stsam_refiner.build import load_refiner
 from stsam_refiner.data import CoarseConfig, cached_grid, damage_grid, describe
 from stsam_refiner.model import STSAMRefiner
 from stsam_refiner.predict import refine_image
+from stsam_refiner.train import load_rows
+from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.metrics import SceneTextMeter
 
 
 @dataclass
@@ -46,7 +50,6 @@ class RefinementScores:
 
 def eval_coarse_grid(row: dict, gt: np.ndarray, cfg: CoarseConfig, index: int, seed: int) -> np.ndarray:
     """The g×g coarse grid for one evaluation image (cached answer or seeded damaged GT)."""
-    from text4seg.core.masks import grid_from_mask
 
     if cfg.source == "cached":
         return cached_grid(row[cfg.cached_column], cfg.grid)
@@ -67,9 +70,6 @@ def evaluate_refiner(
     """Score coarse vs refined masks over ``rows`` (a datasets.Dataset with image/mask columns)."""
     from tqdm.auto import tqdm
 
-    from text4seg.core.masks import upsample_grid
-    from text4seg.core.metrics import SceneTextMeter
-
     model.eval()
     before, after = SceneTextMeter(), SceneTextMeter()
     count = len(rows) if limit is None else min(limit, len(rows))
@@ -86,9 +86,6 @@ def evaluate_refiner(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from stsam_refiner.build import load_refiner
-    from stsam_refiner.train import load_rows
-
     parser = argparse.ArgumentParser(
         prog="python -m stsam_refiner.evaluate", description=__doc__.split("\n")[0]
     )

@@ -23,6 +23,7 @@ def build_point_refiner(
 ) -> PointRefiner:
     """A ``PointRefiner`` from checkpoints: a SAM state_dict (``train_sam`` output or official, tiny
     layout) or an already built ``Sam``; the TSPP head's checkpoint (needed for mode ``tspp``)."""
+    # lazy: the checkpoint loaders pull torch and segment-anything; building the config does not
     from stsam_refiner.points.train_prompter import load_prompter
     from stsam_refiner.points.train_sam import load_point_sam
 

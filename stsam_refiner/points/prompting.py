@@ -168,6 +168,7 @@ def text4seg_refine(
     coarse: H×W bool coarse mask at the image size (the upsampled descriptor grid). An empty coarse
     mask skips SAM. Returns H×W bool.
     """
+    # lazy: stsam_refiner.predict pulls segment-anything
     from stsam_refiner.predict import coarse_to_mask_prompt
 
     coarse = np.asarray(coarse, dtype=bool)

@@ -22,11 +22,11 @@ from stsam_refiner.points.prompting import (
     normalized_points,
     text4seg_refine,
 )
+from text4seg.core.masks import upsample_grid
 
 
 def coarse_to_image(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """K×g×g coarse maps (bool, or float thresholded at 0.5) → K×H×W bool by nearest upsampling."""
-    from text4seg.core.masks import upsample_grid
 
     coarse = np.asarray(coarse)
     hard = coarse > 0.5 if coarse.dtype != bool else coarse
@@ -72,6 +72,7 @@ class PointRefiner:
         if mode == "tspp" or (mode == "random" and budget is None and self.prompter is not None):
             if self.prompter is None:
                 raise ValueError("mode 'tspp' needs a trained prompter")
+            # lazy: the TSPP head pulls torch, needed only in mode tspp
             from stsam_refiner.points.prompter import predict_prob
 
             prob = predict_prob(self.prompter, np.asarray(coarse, dtype=np.float32), image)

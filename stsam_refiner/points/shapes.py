@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_builders.synthetic.backgrounds import sample_background
+
 SHAPE_CLASSES = ("disc", "box", "triangle", "stroke")
 
 
@@ -80,7 +82,6 @@ def make_scene(
     photo_prob: float = 0.4,
 ) -> ShapeScene:
     """A random scene: background + 2–6 objects of random classes, sizes and colours."""
-    from data_builders.synthetic.backgrounds import sample_background
 
     image, _ = sample_background(rng, size, photo_prob)
     image = image.astype(np.float64)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stsam_refiner.points.config import TargetConfig
+from text4seg.core.masks import grid_from_mask
 
 
 @dataclass
@@ -63,7 +64,6 @@ class TsppTarget:
 
 def point_mask(mask: np.ndarray, grid_size: int) -> np.ndarray:
     """H×W bool mask → d×d bool: which of SAM's d×d grid points fall inside it."""
-    from text4seg.core.masks import grid_from_mask
 
     mask = np.asarray(mask, dtype=bool)
     if mask.shape == (grid_size, grid_size):
