@@ -4,7 +4,8 @@ the Debian and PyPI packages (the GPU machine: at most 64 MiB travel with the re
 python -m data_builders.synthetic.pack_assets --out DIR [--max-mb 30 --splits train]
 
 Photos (interleaved over their packages) take at most half of the budget, fonts (interleaved over
-split groups, ordinary families first, up to four faces each, cut to Latin with fontTools) the rest.
+split groups, ordinary families first, up to four faces each, cut to Latin and unhinted with fontTools)
+the rest.
 
 Layout: DIR/fonts/<family>/<font files>, DIR/backgrounds/<source>__<name>.jpg (long side <= 1024, so a
 file keeps its photo key and split), DIR/licenses/<package> (the Debian copyright files and PyPI
@@ -29,7 +30,7 @@ _UNICODES = [*range(0x20, 0x7F), *range(0xA0, 0x100)]
 
 
 def copy_face(source: Path, target: Path) -> None:
-    """Write `source` cut down to Basic Latin and Latin-1 (a 1 MB pan-Unicode face becomes ~50 KB).
+    """Write `source` cut down to Basic Latin and Latin-1, unhinted (a 1 MB pan-Unicode face becomes ~30 KB).
     All name records are kept, so the face's family name, and with it its split, does not change."""
     import logging
 
@@ -40,6 +41,7 @@ def copy_face(source: Path, target: Path) -> None:
     options.name_IDs = ["*"]
     options.name_languages = ["*"]
     options.notdef_outline = True
+    options.hinting = False  # hints are half of many faces; FreeType renders unhinted faces well
     font = subset.load_font(str(source), options)
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=_UNICODES)
