@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_builders.synthetic.colours import NAMES, PALETTE
+
 # skimage/data files that are photographs or natural textures. page.png, text.png and logo.png are
 # left out on purpose: they contain unlabeled text, which would teach the model that text is background.
 PHOTO_FILES = (
@@ -126,8 +128,6 @@ def draw_distractors(image: np.ndarray, rng: np.random.Generator, count: int) ->
     Returns a new HxWx3 uint8 image.
     """
     from PIL import Image, ImageDraw
-
-    from data_builders.synthetic.colours import NAMES, PALETTE
 
     h, w = image.shape[:2]
     canvas = Image.fromarray(image)

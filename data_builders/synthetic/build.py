@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from data_builders.synthetic.config import LAYOUTS, SyntheticConfig
+from data_builders.synthetic.corpus_scene import prepare_sources
 from data_builders.synthetic.writers import arrow_features, render_index
 
 
@@ -28,8 +29,6 @@ def iter_rendered(
     from tqdm import tqdm
 
     if cfg.extended:
-        from data_builders.synthetic.corpus_scene import prepare_sources
-
         for warning in prepare_sources(cfg):
             print(f"warning: {warning}", file=sys.stderr)
     job = partial(render_index, cfg, seed, layout=layout, out=out)

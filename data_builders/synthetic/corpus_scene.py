@@ -13,28 +13,28 @@ from functools import lru_cache
 
 import numpy as np
 
-from data_builders.synthetic import colours, effects
+from data_builders.synthetic import colours, effects, font_catalog, photos
 from data_builders.synthetic.backgrounds import draw_distractors, sample_background, texture
 from data_builders.synthetic.config import SyntheticConfig
+from data_builders.synthetic.font_catalog import corpus_families, split_group
+from data_builders.synthetic.font_checks import min_font_size
 from data_builders.synthetic.fonts import FontSpec, font_set
-from data_builders.synthetic.layouts import Block, render_block
-from data_builders.synthetic.negatives import draw_hard_negatives, occluder
-from data_builders.synthetic.scene import (
+from data_builders.synthetic.instances import (
     SIZE_CLASSES,
     Instance,
     SyntheticScene,
-    _place,
+    place,
     position_name,
     size_class,
 )
+from data_builders.synthetic.layouts import Block, render_block
+from data_builders.synthetic.negatives import draw_hard_negatives, occluder
 from data_builders.synthetic.words import sample_text
 
 
 @lru_cache(maxsize=8)
 def _font_pools(split: str, assets_dir: str) -> tuple[tuple[tuple[tuple[FontSpec, ...], ...], ...], ...]:
     """(ordinary, decorative) pools; each a tuple of split groups, each a tuple of families' faces."""
-    from data_builders.synthetic.font_catalog import corpus_families, split_group
-
     pools = []
     for decorative in (False, True):
         groups: dict[str, list[tuple[FontSpec, ...]]] = {}
@@ -62,8 +62,6 @@ def pick_font(rng: np.random.Generator, cfg: SyntheticConfig) -> FontSpec:
 def prepare_sources(cfg: SyntheticConfig) -> list[str]:
     """Scan the font and photo catalogs and scale the split's photos once, in the calling process, so
     parallel workers find them cached on disk; returns warnings about missing Debian packages."""
-    from data_builders.synthetic import font_catalog, photos
-
     warnings = []
     if cfg.font_split:
         _font_pools(cfg.font_split, cfg.assets_dir)
@@ -80,10 +78,10 @@ def prepare_sources(cfg: SyntheticConfig) -> list[str]:
 def _background(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, str]:
     if not cfg.background_split:
         return sample_background(rng, cfg.size, cfg.p_photo)
-    from data_builders.synthetic.photos import corpus_photo_crop, corpus_photos
-
     if rng.random() < cfg.p_photo:
-        return corpus_photo_crop(rng, cfg.size, corpus_photos(cfg.background_split, cfg.assets_dir))
+        return photos.corpus_photo_crop(
+            rng, cfg.size, photos.corpus_photos(cfg.background_split, cfg.assets_dir)
+        )
     return texture(rng, cfg.size)
 
 
@@ -118,8 +116,6 @@ def _geometry(rng: np.random.Generator, cfg: SyntheticConfig, layout: str) -> tu
 
 
 def _plan_block(rng, cfg: SyntheticConfig, remaining: int, taken: list) -> _Placed | None:
-    from data_builders.synthetic.font_checks import min_font_size
-
     layout = cfg.text_layouts[rng.integers(len(cfg.text_layouts))]
     count = min(int(rng.integers(2, 4)), remaining) if layout == "lines" else 1
     words = tuple(sample_text(rng) for _ in range(count))
@@ -139,7 +135,7 @@ def _plan_block(rng, cfg: SyntheticConfig, remaining: int, taken: list) -> _Plac
         if scale >= 1.0:
             break
         font_size = max(7.0, font_size * scale * 0.97)
-    spot = _place(rng, block.alphas[0].shape, cfg.size, 2, taken)
+    spot = place(rng, block.alphas[0].shape, cfg.size, 2, taken)
     if spot is None:
         return None
     x, y = spot

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from data_builders.synthetic.fonts import FontSpec
+from data_builders.synthetic.font_checks import check_face, read_face
+from data_builders.synthetic.fonts import FontSpec, matplotlib_ttf_dir
 
 SPLITS = ("train", "select", "test")
 # Per mille of split groups in train and select (the rest is test): ~70 / 15 / 15.
@@ -190,15 +191,13 @@ def candidate_files(assets_dir: str = "") -> list[tuple[str, Path]]:
     With `assets_dir`, its `fonts/` folder replaces the Debian and PyPI packages; matplotlib's fonts
     (present wherever the project runs) are used either way.
     """
-    from data_builders.synthetic.fonts import _matplotlib_ttf_dir
-
     out: list[tuple[str, Path]] = []
     if assets_dir:
         folder = Path(assets_dir) / "fonts"
         if not folder.is_dir():
             raise ValueError(f"assets_dir {assets_dir!r} has no fonts/ folder")
         out += [("assets", p) for p in sorted(folder.rglob("*")) if p.suffix.lower() in _FONT_SUFFIXES]
-    out += [("matplotlib", p) for p in sorted(_matplotlib_ttf_dir().glob("*.ttf"))]
+    out += [("matplotlib", p) for p in sorted(matplotlib_ttf_dir().glob("*.ttf"))]
     if not assets_dir:
         for module in PYPI_FONT_PACKAGES:
             folder = _module_dir(module)
@@ -221,8 +220,6 @@ def _cache_path(candidates: list[tuple[str, Path]]) -> Path:
 
 def _scan(candidates: list[tuple[str, Path]]) -> list[dict]:
     """One record per usable face: source, path, family, style, kind, decorative (problem faces dropped)."""
-    from data_builders.synthetic.font_checks import check_face, read_face
-
     records = []
     for source, path in candidates:
         face = read_face(path)

@@ -43,7 +43,7 @@ class FontSpec:
         return f"{self.style} {self.kind}"
 
 
-def _matplotlib_ttf_dir() -> Path:
+def matplotlib_ttf_dir() -> Path:
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or spec.origin is None:
         raise ValueError("matplotlib is not installed: its mpl-data/fonts/ttf folder holds the fonts")
@@ -90,7 +90,7 @@ def _spec(path: Path) -> FontSpec:
 def _train_paths() -> list[Path]:
     paths = [
         p
-        for p in sorted(_matplotlib_ttf_dir().glob("DejaVu*.ttf"))
+        for p in sorted(matplotlib_ttf_dir().glob("DejaVu*.ttf"))
         if not p.stem.startswith(_EXCLUDED_PREFIXES)
     ]
     for package in _FONT_PACKAGES:
@@ -103,7 +103,7 @@ def _train_paths() -> list[Path]:
 
 
 def _eval_paths() -> list[Path]:
-    ttf = _matplotlib_ttf_dir()
+    ttf = matplotlib_ttf_dir()
     stix = [p for p in sorted(ttf.glob("STIX*.ttf")) if not p.stem.startswith(_EXCLUDED_PREFIXES)]
     cm = [p for p in sorted(ttf.glob("cm*.ttf")) if p.stem not in _EXCLUDED_CM]
     return stix + cm

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from data_builders.synthetic import colours
+from data_builders.synthetic.fonts import load_font, matplotlib_ttf_dir
 
 NEGATIVE_KINDS = ("stripes", "grille", "bricks", "foliage", "barcode", "symbols")
 OCCLUDER_KINDS = ("pole", "leaves", "sticker", "blob")
@@ -88,10 +89,8 @@ def _draw_negative(draw, rng, kind: str, box, size: int) -> None:
 
 
 def _draw_symbols(draw, rng, box, size: int) -> None:
-    from data_builders.synthetic.fonts import _matplotlib_ttf_dir, load_font
-
     x0, y0, x1, y1 = box
-    font = load_font(str(_matplotlib_ttf_dir() / "DejaVuSans.ttf"), int(size * rng.uniform(0.06, 0.2)))
+    font = load_font(str(matplotlib_ttf_dir() / "DejaVuSans.ttf"), int(size * rng.uniform(0.06, 0.2)))
     for _ in range(int(rng.integers(1, 5))):
         glyphs = "".join(SYMBOLS[i] for i in rng.integers(len(SYMBOLS), size=int(rng.integers(1, 3))))
         xy = (rng.uniform(x0, max(x0 + 1, x1 - font.size)), rng.uniform(y0, max(y0 + 1, y1 - font.size)))

@@ -23,6 +23,9 @@ import shutil
 from itertools import zip_longest
 from pathlib import Path
 
+from data_builders.synthetic.font_catalog import font_catalog, split_group
+from data_builders.synthetic.photos import DEBIAN_BACKGROUND_PACKAGES, load_scaled, photo_catalog
+
 _FACE_ORDER = ("regular", "bold", "italic", "bold italic")
 _MAX_FACES = 4
 # What the generator draws (data_builders.synthetic.words) and more: Basic Latin and Latin-1.
@@ -55,8 +58,6 @@ def _safe(name: str) -> str:
 
 def _interleaved(families) -> list:
     """Families ordered so any prefix is spread over split groups: ordinary families first."""
-    from data_builders.synthetic.font_catalog import split_group
-
     out = []
     for decorative in (False, True):
         groups: dict[str, list] = {}
@@ -94,9 +95,6 @@ def _licence_file(source: str, path: Path) -> Path | None:
 def pack(out: Path, *, max_mb: float, splits: tuple[str, ...]) -> dict:
     """Write the folder; returns the manifest (counts and megabytes)."""
     from PIL import Image
-
-    from data_builders.synthetic.font_catalog import font_catalog
-    from data_builders.synthetic.photos import DEBIAN_BACKGROUND_PACKAGES, load_scaled, photo_catalog
 
     budget = int(max_mb * 1e6)
     used = 0
