@@ -106,10 +106,17 @@ class TextBackboneConfig:
     lr_scale: float = 0.1
     """The backbone's learning rate relative to the trainer's ``lr``: fine-tuned gently, so the
     text evidence it learned on real photos is not overwritten by the synthetic corpus."""
+    image_size: int | None = None
+    """Side of the backbone's own square view of the photo (None: SAM's input). The detector needs
+    words several pixels tall: on a 1280×720 photo shrunk to 256 it finds none of the words it finds
+    at 512. Its features are pooled back to SAM's frame; in training (256 px images) the view is
+    the SAM input upsampled, at inference ``predict`` resizes the original photo to it."""
 
     def __post_init__(self) -> None:
         if not self.detector:
             raise ValueError("text_backbone.detector must name a detector")
+        if self.image_size is not None and (self.image_size < 32 or self.image_size % 32):
+            raise ValueError(f"text_backbone.image_size {self.image_size} must be a multiple of 32")
         if self.lr_scale <= 0:
             raise ValueError(
                 f"text_backbone.lr_scale {self.lr_scale} must be > 0 (use freeze: true to stop it)"

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from torch import nn
 
@@ -156,17 +157,41 @@ class STSAMRefiner(nn.Module):
         """Square model input side S."""
         return self.sam.image_encoder.img_size
 
-    def backbone_features(self, images: torch.Tensor) -> BackboneFeatures | None:
-        """The text backbone's cuts of B×3×S×S SAM-normalised images (None without a backbone).
+    def backbone_view(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's B×3×V×V RGB view in [0, 1] of B×3×S×S SAM-normalised images.
 
-        SAM's normalisation is undone to the backbone's RGB in [0, 1]; SAM's zero padding becomes the
-        mean colour, which is also what the backbone pads with.
+        SAM's normalisation is undone; SAM's zero padding becomes the mean colour, which is also
+        what the backbone pads with. With ``text_backbone.image_size`` the view is upsampled to it
+        (``predict`` passes a sharper view of the original photo instead).
+        """
+        rgb = (images * self.sam.pixel_std + self.sam.pixel_mean) / 255.0
+        size = self.cfg.text_backbone.image_size
+        if size is not None and size != rgb.shape[-1]:
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False)
+        return rgb
+
+    def backbone_features(
+        self, images: torch.Tensor, view: torch.Tensor | None = None
+    ) -> BackboneFeatures | None:
+        """The text backbone's cuts in SAM's S×S frame (None without a backbone).
+
+        images: B×3×S×S SAM-normalised; view: the backbone's B×3×V×V RGB view in [0, 1] of the same
+        padded frame (None: :meth:`backbone_view`). Features of a larger view are area-pooled to
+        S/4, S/2 and S.
         """
         if self.text_backbone is None:
             return None
-        rgb = (images * self.sam.pixel_std + self.sam.pixel_mean) / 255.0
+        view = self.backbone_view(images) if view is None else view
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.text_backbone.freeze):
-            return self.text_backbone(rgb)
+            features = self.text_backbone(view)
+        side = images.shape[-1]
+        if view.shape[-1] == side:
+            return features
+        return BackboneFeatures(
+            quarter=F.adaptive_avg_pool2d(features.quarter, side // 4),
+            half=F.adaptive_avg_pool2d(features.half, side // 2),
+            db_logit=F.adaptive_avg_pool2d(features.db_logit, side),
+        )
 
     def forward(
         self,
@@ -175,8 +200,11 @@ class STSAMRefiner(nn.Module):
         *,
         descriptions: Sequence[str | None] | None = None,
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        backbone_view: torch.Tensor | None = None,
     ) -> RefinerOutput:
-        """images: B×3×S×S normalised+padded; mask_prompt: B×1×M×M logits; points: (B×N×2, B×N)."""
+        """images: B×3×S×S normalised+padded; mask_prompt: B×1×M×M logits; points: (B×N×2, B×N);
+        backbone_view: the text backbone's own B×3×V×V RGB view in [0, 1] of the same padded frame
+        (None: derived from ``images``)."""
         batch = images.shape[0]
         text = self.text_prompt(batch, descriptions) if self.text_prompt is not None else None
         ptx = text.pooled if (text is not None and self.cfg.adapter.parallel_text) else None
@@ -184,7 +212,7 @@ class STSAMRefiner(nn.Module):
         image_pe = self.sam.prompt_encoder.get_dense_pe()
         if self.alignment is not None:
             embeddings = embeddings + self.alignment(embeddings, image_pe, text.tokens)
-        features = self.backbone_features(images)
+        features = self.backbone_features(images, backbone_view)
         visual = None
         if self.dense_prompt is not None:
             visual = self.dense_prompt(

@@ -45,13 +45,29 @@ def coarse_to_mask_prompt(
     return prompt
 
 
+def prepare_backbone_view(model: STSAMRefiner, image: np.ndarray) -> torch.Tensor | None:
+    """HWC uint8 RGB → the text backbone's own 1×3×V×V view in [0, 1] of SAM's padded frame, or None
+    when the refiner has no backbone or no own view size (``text_backbone.image_size``).
+
+    The photo is resized as SAM's input is (longest side to V, top-left aligned) and padded with
+    SAM's mean colour, so the view covers exactly SAM's frame at a higher resolution.
+    """
+    size = model.cfg.text_backbone.image_size if model.text_backbone is not None else None
+    if size is None:
+        return None
+    resized = ResizeLongestSide(size).apply_image(image)
+    view = torch.as_tensor(resized, device=model.sam.device).permute(2, 0, 1).float()[None] / 255.0
+    frame = (model.sam.pixel_mean / 255.0).view(1, 3, 1, 1).expand(1, 3, size, size).clone()
+    frame[..., : view.shape[-2], : view.shape[-1]] = view
+    return frame
+
+
 def prepare_image(model: STSAMRefiner, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
     """HWC uint8 RGB → (1×3×S×S normalised padded tensor, resized (h, w) before padding)."""
     transform = ResizeLongestSide(model.image_size)
     resized = transform.apply_image(image)
     tensor = torch.as_tensor(resized, device=model.sam.device).permute(2, 0, 1).contiguous()[None]
     return model.sam.preprocess(tensor.float()), tuple(resized.shape[:2])
-
 
 
 def refine_image(
@@ -126,7 +142,8 @@ def _refine_view(
             torch.as_tensor(coords, dtype=torch.float, device=device)[None],
             torch.as_tensor(point_labels, dtype=torch.int, device=device)[None],
         )
-    out = model(images, mask, descriptions=[description], points=points)
+    view = prepare_backbone_view(model, image)
+    out = model(images, mask, descriptions=[description], points=points, backbone_view=view)
     if out.hr_logits is not None:
         logits = out.hr_logits[..., : input_size[0], : input_size[1]]
         logits = F.interpolate(logits, original, mode="bilinear", align_corners=False)

@@ -219,3 +219,30 @@ def test_trainer_resumes_with_the_backbone_group(tmp_path):
     assert resumed.step == 3 and len(resumed.losses) == 1
     loaded, report = load_refiner(resumed.checkpoint, text_encoder=text_encoder())
     assert report.missing == [] and loaded.cfg.uses_text_backbone
+
+
+def test_own_larger_view_of_the_photo_is_pooled_to_sams_frame(monkeypatch):
+    import stsam_refiner.predict as predict
+
+    cfg = small_refiner_config(**BACKBONE, text_backbone={"freeze": True, "image_size": 256})
+    torch.manual_seed(0)
+    model, _ = build_refiner(cfg, text_encoder=text_encoder())
+    model.eval()
+    images = model.sam.preprocess(torch.rand(1, 3, 128, 128) * 255)
+    assert model.backbone_view(images).shape == (1, 3, 256, 256)
+    features = model.backbone_features(images)
+    assert features.quarter.shape[-1] == 32 and features.half.shape[-1] == 64 and features.db_logit.shape[-1] == 128
+    # At inference the view is the original photo resized to 256 (not the 128 px SAM input upsampled).
+    seen = []
+    real = predict.prepare_backbone_view
+    monkeypatch.setattr(predict, "prepare_backbone_view", lambda m, im: seen.append(im.shape) or real(m, im))
+    photo = np.random.default_rng(0).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    view = real(model, photo)
+    assert view.shape == (1, 3, 256, 256)
+    assert torch.allclose(view[0, :, -1, -1], model.sam.pixel_mean.view(3) / 255.0)  # padded with SAM's mean
+    coarse = np.zeros((8, 8), bool)
+    coarse[2:4, 1:6] = True
+    out = refine_image(model, photo, coarse=coarse, flips=("h",))
+    assert out.mask.shape == (300, 500) and seen == [(300, 500, 3), (300, 500, 3)]
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TextBackboneConfig(image_size=100)
