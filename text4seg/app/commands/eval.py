@@ -4,7 +4,8 @@ Writes ``OUT/per_image.csv``, ``OUT/report.json``, ``OUT/iou_histogram.png`` and
 ``OUT/coarse_vs_refined.png``; the last line printed is the report as one JSON object with flat
 dotted keys (``n_images``, ``coarse.fgIoU``, ``coarse.F``, ``coarse.grid_IoU``, ``oracle.fgIoU``,
 ``refined.fgIoU``, ``refined.F``, ``parse_failure_rate``, ``seconds_per_image``, …; see
-``text4seg.app.evaluation.report``).
+``text4seg.app.evaluation.report``). Referring datasets also get a per-kind table (colour, position,
+size, content, no-target, multi-target, other) above that line, and ``by_kind`` in it.
 
 Resumable: rerun the same command after a kill and only the missing samples are evaluated.
 Sharded: under ``torchrun --nproc_per_node N -m text4seg.app.cli eval ...`` (or with ``RANK`` /
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
 from text4seg.app.default_model import DEFAULT_ROOT
+from text4seg.app.evaluation.kinds import kind_table
 from text4seg.app.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
 from text4seg.app.evaluation.samples import EVAL_DATASETS
 
@@ -82,6 +84,8 @@ def _print_report(report: dict, out: Path) -> None:
         value = report.get(key)
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:>20}: {text}")
+    for line in kind_table(report):
+        print(line)
     print(f"report: {out / 'report.json'}, per-image: {out / 'per_image.csv'}, plots in {out}")
     print(json.dumps(report))
 

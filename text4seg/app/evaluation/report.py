@@ -5,6 +5,8 @@ Report keys are flat and dotted (``"coarse.fgIoU"``, ``"refined.F"``, ``"oracle.
 For each mask source (coarse, refined, oracle = ground-truth grid upsampled) the report holds the
 scene-text figures (fgIoU, F, P, R: ``SceneTextMeter``), the referring ones (cIoU, gIoU:
 ``ReferringMeter``) and REC's Acc@0.5 (``RecMeter``); which ones matter depends on the dataset.
+Referring datasets add ``by_kind`` (expression kind → ``n`` and each source's cIoU, gIoU, Acc@0.5)
+and gRefCOCO's ``<source>.N-acc`` / ``<source>.T-acc`` (``text4seg.app.evaluation.kinds``).
 Keys starting with ``seconds`` / ``wall`` / ``images_per_second`` are timings; everything else is a
 pure function of the records, so it is identical however the run was split or resumed.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from text4seg.app.evaluation.kinds import by_kind, kinds_of, target_accuracies
 from text4seg.app.evaluation.plots import plot_iou_histogram, plot_iou_scatter
 from text4seg.app.evaluation.scoring import MASK_SOURCES, merged_meters
 
@@ -27,6 +30,7 @@ CSV_COLUMNS = (
     "id",
     "task",
     "query",
+    "kinds",
     "coarse_IoU",
     "refined_IoU",
     "oracle_IoU",
@@ -64,6 +68,10 @@ def compute_report(records: list[dict[str, Any]], *, wall_seconds: float | None 
     report["refine_call_rate"] = _mean([r["refined_called"] for r in records])
     report["error_count"] = sum(1 for r in records if r.get("error"))
     report["tasks"] = dict(sorted(_count(r["task"] for r in records).items()))
+    kinds = by_kind(records)
+    if kinds is not None:
+        report.update(target_accuracies(records))
+        report["by_kind"] = kinds
     report["seconds_per_image"] = _mean([r["seconds"].get("total", 0.0) for r in records])
     for stage in ("mllm", "parse", "refine"):
         report[f"seconds_per_image.{stage}"] = _mean([r["seconds"].get(stage, 0.0) for r in records])
@@ -92,6 +100,7 @@ def csv_rows(records: list[dict[str, Any]]):
             "id": r["id"],
             "task": r["task"],
             "query": r["query"],
+            "kinds": "+".join(kinds_of(r)),
             "coarse_IoU": r["iou"]["coarse"],
             "refined_IoU": r["iou"]["refined"],
             "oracle_IoU": r["iou"]["oracle"],

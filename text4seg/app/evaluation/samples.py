@@ -49,6 +49,9 @@ class EvalSample:
     """scene_text or referring."""
     query: str
     """What the model is asked to segment ("text" or the referring expression)."""
+    n_targets: int | None = None
+    """Referring samples: how many instances the expression picks (gRefCOCO's several targets), when
+    the dataset gives them; None when it gives none (scene text, a reader's no-target record)."""
 
 
 def match_split(name: str, splits: tuple[str, ...]) -> str:
@@ -66,8 +69,11 @@ def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample
         if record.mask is None:
             raise ValueError(f"{record.source_id}: task {record.task!r} has no binary mask to evaluate")
         query = SCENE_TEXT_QUERY if record.task == "scene_text" else record.text
+        n_targets = (
+            len(record.instance_masks) if record.task == "referring" and record.instance_masks else None
+        )
         yield EvalSample(
-            index, record.source_id, record.image, record.mask, record.ignore, record.task, query
+            index, record.source_id, record.image, record.mask, record.ignore, record.task, query, n_targets
         )
 
 
@@ -94,7 +100,10 @@ def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample
             for i in expression["targets"]:
                 target |= instances[i]
             sample_id = f"{row['source_id']}#ref{k}"
-            yield EvalSample(index, sample_id, image, target, None, "referring", expression["sentence"])
+            yield EvalSample(
+                index, sample_id, image, target, None, "referring", expression["sentence"],
+                len(expression["targets"]),
+            )  # fmt: skip
             index += 1
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from text4seg.core.codec import BACKGROUND
+from text4seg.core.expressions import sample_kinds
 from text4seg.core.masks import grid_from_mask, upsample_grid
 from text4seg.core.metrics import RecMeter, ReferringMeter, SceneTextMeter
 
@@ -64,7 +65,16 @@ def score_sample(
     union = int(np.count_nonzero(pred_grid | truth_grid))
     record["iou"]["grid"] = int(np.count_nonzero(pred_grid & truth_grid)) / union if union else 1.0
     record["gt_pixels"] = int(np.count_nonzero(gt))
+    record["kinds"] = list(record_kinds(sample.task, sample.query, record["gt_pixels"], sample.n_targets))
     return record
+
+
+def record_kinds(task: str, query: str, gt_pixels: int, n_targets: int | None = None) -> tuple[str, ...]:
+    """Expression kinds of a referring sample (``text4seg.core.expressions.sample_kinds``); none for
+    scene text."""
+    if task != "referring":
+        return ()
+    return sample_kinds(query, target_pixels=gt_pixels, n_targets=n_targets)
 
 
 def merged_meters(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
