@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from data_builders.readers import build_reader
+from data_builders.synthetic import load_synthetic
+from data_builders.synthetic.fonts import font_set, load_font
+
 OVERLAY = np.array([0, 255, 80], np.float32)  # mask pixels are tinted green
 IGNORE = np.array([255, 0, 255], np.float32)  # ignore pixels magenta
 
@@ -29,8 +33,6 @@ def overlay(
 
 
 def _caption_font(size: int):
-    from data_builders.synthetic.fonts import font_set, load_font
-
     return load_font(font_set("train")[0].path, size)
 
 
@@ -58,8 +60,6 @@ def contact_sheet(
 
 
 def _synthetic_items(path: str, n: int):
-    from data_builders.synthetic import load_synthetic
-
     data = load_synthetic(path)
     for row in data.select(range(min(n, len(data)))):
         words = (
@@ -69,8 +69,6 @@ def _synthetic_items(path: str, n: int):
 
 
 def _reader_items(name: str, root: str, split: str, n: int):
-    from data_builders.readers import build_reader
-
     reader = build_reader(name, root=root)
     for i, rec in enumerate(reader.records(split)):
         if i >= n:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_builders.records import Record
+from data_builders.records import Record, records_to_dataset
 
 logger = logging.getLogger("data_builders.readers")
 
@@ -96,7 +96,6 @@ class DatasetReader(abc.ABC):
 
     def to_dataset(self, split: str):
         """The records of `split` as a `datasets.Dataset` (data_builders.records.records_to_dataset)."""
-        from data_builders.records import records_to_dataset
 
         return records_to_dataset(self.records(split))
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from data_builders.readers.base import DatasetReader, find_case_insensitive
 from data_builders.records import Record
+from text4seg.core.photo_metrics import rasterize
 
 DONT_CARE = "###"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -153,8 +154,6 @@ class Icdar15Reader(DatasetReader):
             yield WordPhoto(image_path=images[stem], words=tuple(words), source_id=f"icdar15/{split}/{stem}")
 
     def _records(self, split: str) -> Iterator[Record]:
-        from text4seg.core.photo_metrics import rasterize
-
         for photo in self.photos(split):
             image = self.load_rgb(photo.image_path)
             if image is None:
