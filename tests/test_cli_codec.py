@@ -27,7 +27,22 @@ def test_encode_then_decode_round_trips_a_mask(tmp_path, capsys):
     answer = capsys.readouterr().out
     assert "sign *4" in answer and answer.rstrip().endswith("</seg>")
     (tmp_path / "answer.txt").write_text(answer)
-    assert main(["codec", "decode", str(tmp_path / "answer.txt"), "--grid", "8", "--size", "64", "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "codec",
+                "decode",
+                str(tmp_path / "answer.txt"),
+                "--grid",
+                "8",
+                "--size",
+                "64",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     decoded = np.asarray(Image.open(tmp_path / "o" / "mask_1.png")) > 0
     assert (decoded == (mask > 0)).all()
     assert json.loads((tmp_path / "o" / "parse.json").read_text())["repairs"] == []

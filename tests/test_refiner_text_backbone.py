@@ -231,7 +231,11 @@ def test_own_larger_view_of_the_photo_is_pooled_to_sams_frame(monkeypatch):
     images = model.sam.preprocess(torch.rand(1, 3, 128, 128) * 255)
     assert model.backbone_view(images).shape == (1, 3, 256, 256)
     features = model.backbone_features(images)
-    assert features.quarter.shape[-1] == 32 and features.half.shape[-1] == 64 and features.db_logit.shape[-1] == 128
+    assert (
+        features.quarter.shape[-1] == 32
+        and features.half.shape[-1] == 64
+        and features.db_logit.shape[-1] == 128
+    )
     # At inference the view is the original photo resized to 256 (not the 128 px SAM input upsampled).
     seen = []
     real = predict.prepare_backbone_view

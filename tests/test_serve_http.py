@@ -116,7 +116,16 @@ def test_cli_serve_starts_answers_and_stops(tmp_path):
 
     mllm, refiner = tiny_checkpoints()
     port = free_port()
-    command = [sys.executable, "-m", "text4seg.app.cli", "serve", "--model", str(mllm), "--refiner", str(refiner)]
+    command = [
+        sys.executable,
+        "-m",
+        "text4seg.app.cli",
+        "serve",
+        "--model",
+        str(mllm),
+        "--refiner",
+        str(refiner),
+    ]
     command += ["--port", str(port), "--grid", "4", "--concurrency", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "serve.log").open("w")

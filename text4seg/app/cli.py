@@ -34,7 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="text4seg", description="Segmentation as text: an MLLM answers in R-RLE descriptors, an ST-SAM refiner makes them pixel-accurate.")
+    parser = argparse.ArgumentParser(
+        prog="text4seg",
+        description="Segmentation as text: an MLLM answers in R-RLE descriptors, an ST-SAM refiner makes them pixel-accurate.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -87,7 +87,11 @@ class StsamRefiner:
         with torch.no_grad():
             return {
                 label: refine_image(
-                    self.model, request.image, coarse=grid, description=request.description, flips=request.flips
+                    self.model,
+                    request.image,
+                    coarse=grid,
+                    description=request.description,
+                    flips=request.flips,
                 ).mask
                 for label, grid in request.grids.items()
             }

@@ -78,7 +78,9 @@ def _point_refiner(args: argparse.Namespace):
     if not args.points_sam:
         raise ValueError("--points-config needs --points-sam (a SAM checkpoint for point prompts)")
     cfg = PointsConfig.from_yaml(args.points_config)
-    refiner = build_point_refiner(cfg, sam_checkpoint=args.points_sam, prompter_checkpoint=args.points_prompter)
+    refiner = build_point_refiner(
+        cfg, sam_checkpoint=args.points_sam, prompter_checkpoint=args.points_prompter
+    )
     return refiner, cfg.mode
 
 
