@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from text4seg.core.config import Config
+from text4seg.core.inference import InferenceSettings
 from text4seg.core.io import MAX_PIXELS
 
 LOOPBACK_NAMES = ("localhost",)
@@ -31,8 +32,9 @@ class ServeConfig(Config):
     """Requests processed at the same time (Gradio queue workers for the segment event)."""
     max_queue: int = 32
     """Requests allowed to wait in the queue; further users are told the demo is busy."""
-    grid: tuple[int, int] = (16, 16)
-    """Descriptor grid (rows, columns) the model is asked for; must match what the model was trained on."""
+    grid: tuple[int, int] = InferenceSettings().grid
+    """Descriptor grid (rows, columns) the model is asked for; ``text4seg serve`` sets it to the
+    loaded model's own (its ``inference.json``) unless ``--grid`` is given."""
     constrained: bool = True
     """Decode under the R-RLE grammar (False: free decoding, answers may need parser repairs)."""
     task: str | None = None
