@@ -12,7 +12,7 @@ the optimizer's state, and every tensor in the ZeRO optimizer's attributes (flat
 partitions, gradient partitions, reduce buckets) - and sums the sizes of their *storages*, each
 storage once (see ``text4seg.mllm.distributed.state_bytes``). DDP uses ``gradient_as_bucket_view``
 so its reduce buckets are the gradients (no second copy). Activations and the process's other
-memory are not counted. The ZeRO configs are the training configs in ``configs/deepspeed/`` with
+memory are not counted. The ZeRO configs are the training configs in ``text4seg/mllm/deepspeed/`` with
 their "auto" fields filled here; ZeRO-3's persistence threshold is set to 0 so every parameter is
 partitioned (the training default keeps parameters smaller than 10×hidden whole on every rank).
 

@@ -1,4 +1,4 @@
-"""Training configs: every YAML under configs/train and configs/deepspeed parses; overrides; invariants."""
+"""Training configs: every YAML under configs/train and the packaged DeepSpeed JSONs parse; overrides; invariants."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from text4seg.core.config import apply_overrides
-from text4seg.mllm.train_config import TrainConfig
+from text4seg.mllm.train_config import DEEPSPEED_CONFIGS, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"model_path": "m", "data_path": "d", "output_dir": "o"}
@@ -23,7 +23,7 @@ def test_every_train_yaml_loads(path):
 
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_configs_leave_batch_and_precision_to_the_trainer(stage):
-    config = json.loads((REPO / "configs" / "deepspeed" / f"zero{stage}.json").read_text())
+    config = json.loads((DEEPSPEED_CONFIGS / f"zero{stage}.json").read_text())
     assert config["zero_optimization"]["stage"] == stage
     for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
         assert config[key] == "auto"
@@ -40,7 +40,7 @@ def test_overrides_parse_yaml_values_and_nested_keys(tmp_path):
     )
     assert (config.zero_stage, config.lora.r, config.lora.alpha) == (3, 4, 32)
     assert config.lr == pytest.approx(1e-3)
-    assert config.deepspeed_config.endswith("configs/deepspeed/zero3.json")
+    assert config.deepspeed_config.endswith("text4seg/mllm/deepspeed/zero3.json")
     assert apply_overrides({"a": {"b": 1}}, ["a.c=x"]) == {"a": {"b": 1, "c": "x"}}
     with pytest.raises(ValueError, match="not key=value"):
         apply_overrides({}, ["zero_stage"])

@@ -5,7 +5,7 @@ Run it from a launcher (``scripts/train_mllm.sh``) or directly::
     python -m text4seg.mllm.train --config configs/train/tiny_llava.yaml output_dir=runs/x lora.r=8
 
 One process trains alone; ``torchrun`` / ``deepspeed`` launchers start one per device and this module
-joins them (gloo on CPU, NCCL on GPU). ``zero_stage`` picks ``configs/deepspeed/zero<stage>.json``,
+joins them (gloo on CPU, NCCL on GPU). ``zero_stage`` picks ``text4seg/mllm/deepspeed/zero<stage>.json``,
 whose "auto" fields the Trainer fills from the training arguments. Only the trainable weights are
 saved (peft adapter + projector), gathered ZeRO-3-safely by :mod:`text4seg.mllm.distributed`.
 """

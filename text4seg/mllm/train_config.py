@@ -14,7 +14,8 @@ from pathlib import Path
 from text4seg.core.training import TrainingArguments
 from text4seg.mllm.lora import LoraSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+DEEPSPEED_CONFIGS = Path(__file__).resolve().parent / "deepspeed"
+"""The package's DeepSpeed JSONs (``zero2.json``, ``zero3.json``; shipped in the wheel)."""
 ZERO_STAGES = (0, 2, 3)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 QUANTIZATIONS = (None, "4bit")
@@ -38,7 +39,7 @@ class TrainConfig(TrainingArguments):
     zero_stage: int = 0
     """DeepSpeed ZeRO stage: 0 (no DeepSpeed; DDP when launched with several processes), 2 or 3."""
     deepspeed_config: str | None = None
-    """DeepSpeed JSON; derived as ``configs/deepspeed/zero<stage>.json`` when unset and stage > 0."""
+    """DeepSpeed JSON; derived as the package's ``text4seg/mllm/deepspeed/zero<stage>.json`` when unset and stage > 0."""
     precision: str = "auto"
     """"auto" (bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU), "fp32", "bf16", "fp16"."""
     quantization: str | None = None
@@ -99,7 +100,7 @@ class TrainConfig(TrainingArguments):
         if self.max_length < 2:
             raise ValueError(f"max_length {self.max_length} must be >= 2")
         if self.deepspeed_config is None and self.zero_stage:
-            derived = str(REPO_ROOT / "configs" / "deepspeed" / f"zero{self.zero_stage}.json")
+            derived = str(DEEPSPEED_CONFIGS / f"zero{self.zero_stage}.json")
             object.__setattr__(self, "deepspeed_config", derived)
         if self.deepspeed_config is not None and not self.zero_stage:
             raise ValueError(f"deepspeed_config {self.deepspeed_config!r} given but zero_stage is 0")
