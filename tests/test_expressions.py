@@ -88,7 +88,7 @@ def test_every_synthetic_colour_is_a_colour_word():
     assert set(SYNTHETIC_COLOURS) <= COLOUR_WORDS
 
 
-_NEUTRAL = ("the", "text", "word", "sign", "on", "in", "with", "a", "that", "is", "image", "near-by")
+_NEUTRAL = ("the", "text", "word", "sign", "on", "in", "with", "a", "that", "is", "image", "plate")
 _TRIGGERS = {
     "colour": sorted(COLOUR_WORDS),
     "position": sorted(POSITION_WORDS - {"upper", "lower"}),  # "upper case" is not a position
