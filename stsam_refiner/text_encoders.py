@@ -8,17 +8,26 @@
 
 Encoders are frozen and not ``nn.Module`` children of the refiner, so they stay out of its
 state_dict and parameter counts; embeddings are memoised per sentence since they never change.
+
+A machine without an encoder's weights (the GPU machine: the 88 MB MiniLM does not travel) uses a
+table of the sentences it needs, encoded elsewhere by :func:`save_embedding_table` and named by
+``TEXT4SEG_TEXT_EMBEDDINGS``; a sentence missing from the table is an error, never a guess.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from stsam_refiner.config import TextPromptConfig
 from text4seg.core.checkpoints import check_pretrained_folder
+
+EMBEDDINGS_ENV = "TEXT4SEG_TEXT_EMBEDDINGS"
+"""Environment variable naming a :func:`save_embedding_table` file used instead of the encoder's weights."""
 
 
 def minilm_default_path() -> Path:
@@ -31,11 +40,19 @@ def minilm_default_path() -> Path:
 class FrozenTextEncoder:
     """Sentences → L2-normalised N×dim float32 embeddings, memoised, never trained."""
 
-    def __init__(self, *, name: str, dim: int, encode_batch: Callable[[list[str]], torch.Tensor]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        dim: int,
+        encode_batch: Callable[[list[str]], torch.Tensor],
+        known: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
+        """known: embeddings computed before (a table), returned as they are."""
         self.name = name
         self.dim = dim
         self._encode_batch = encode_batch
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: dict[str, torch.Tensor] = {k: v.float().cpu() for k, v in (known or {}).items()}
 
     @torch.no_grad()
     def encode(self, sentences: Sequence[str]) -> torch.Tensor:
@@ -93,7 +110,47 @@ TEXT_ENCODERS: dict[str, Callable[[TextPromptConfig], FrozenTextEncoder]] = {
 
 
 def build_text_encoder(cfg: TextPromptConfig) -> FrozenTextEncoder:
-    """The configured frozen encoder (loaded from local files only)."""
+    """The configured frozen encoder (loaded from local files only), or its table when
+    ``TEXT4SEG_TEXT_EMBEDDINGS`` names one."""
     if cfg.encoder not in TEXT_ENCODERS:
         raise ValueError(f"text_prompt.encoder {cfg.encoder!r} not in {sorted(TEXT_ENCODERS)}")
+    table = os.environ.get(EMBEDDINGS_ENV)
+    if table:
+        return load_embedding_table(table, cfg)
     return TEXT_ENCODERS[cfg.encoder](cfg)
+
+
+def save_embedding_table(cfg: TextPromptConfig, sentences: Sequence[str], path: str | Path) -> None:
+    """Encode ``sentences`` with ``cfg``'s encoder (its weights, never a table) into a safetensors file."""
+    from safetensors.torch import save_file
+
+    encoder = TEXT_ENCODERS[cfg.encoder](cfg)
+    embeddings = encoder.encode(list(sentences)).contiguous()
+    metadata = {"encoder": encoder.name, "dim": str(encoder.dim), "sentences": json.dumps(list(sentences))}
+    save_file({"embeddings": embeddings}, str(path), metadata=metadata)
+
+
+def load_embedding_table(path: str | Path, cfg: TextPromptConfig) -> FrozenTextEncoder:
+    """An encoder that knows only the sentences of a :func:`save_embedding_table` file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        embeddings = handle.get_tensor("embeddings")
+    if metadata.get("encoder") != cfg.encoder:
+        raise ValueError(
+            f"{path} holds {metadata.get('encoder')!r} embeddings, text_prompt.encoder is {cfg.encoder!r}"
+        )
+    sentences = json.loads(metadata["sentences"])
+
+    def encode_batch(todo: list[str]) -> torch.Tensor:
+        raise ValueError(
+            f"{path} holds no embedding of {todo[0]!r} ({len(todo)} sentences missing; it has the "
+            f"{len(sentences)} it was written with) and the {cfg.encoder} weights are not used while "
+            f"{EMBEDDINGS_ENV} is set"
+        )
+
+    known = dict(zip(sentences, embeddings, strict=True))
+    return FrozenTextEncoder(
+        name=cfg.encoder, dim=int(metadata["dim"]), encode_batch=encode_batch, known=known
+    )

@@ -54,6 +54,9 @@ class TrainConfig(CosineTrainingArguments):
     """How coarse masks are made."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Augmentation."""
+    device: str = "auto"
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when available, one GPU per process under torchrun); accelerate
+    places the model and batches, and bf16 autocast runs on its device type."""
 
 
 @dataclass
@@ -68,14 +71,21 @@ class TrainResult:
     """The project checkpoint written at the end."""
 
 
-def make_accelerator():
-    """accelerate's Accelerator; on CPU with several processes, a gloo process group."""
+def make_accelerator(device: str = "auto"):
+    """accelerate's Accelerator on ``device`` (``TrainConfig.device``); on CPU with several processes, a
+    gloo process group."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(
+            f"device {device!r}: accelerate picks the GPU of each process; use cuda (or auto, cpu)"
+        )
     # Some parameters sit out some steps (the no-description slot when every image has one).
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    if torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device 'cuda': torch {torch.__version__} sees no CUDA device here")
+    if device != "cpu" and torch.cuda.is_available():
         return Accelerator(kwargs_handlers=[ddp])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return Accelerator(cpu=True, kwargs_handlers=[ddp, InitProcessGroupKwargs(backend="gloo")])
@@ -143,7 +153,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(cfg.device)
     out = Path(cfg.output_dir)
     model, resume = _initial_model(cfg, out)
     start = resume["step"] if resume else 0
@@ -213,11 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--save-every", type=int)
     parser.add_argument("--threads", type=int)
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="overrides the config (default auto)"
+    )
     parser.add_argument("--coarse-source", choices=["gt", "cached"])
     parser.add_argument("--description-column", help="per-image description column ('' for none)")
     args = parser.parse_args(argv)
     names = ("data", "output_dir", "model_config", "init_checkpoint", "steps", "batch_size", "lr",
-             "save_every", "threads")  # fmt: skip
+             "save_every", "threads", "device")  # fmt: skip
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.description_column is not None:
         changes["description_column"] = args.description_column or None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from text4seg.app import build_default
 from text4seg.app.build_default import BuildConfig
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.core.inference import load_inference_settings
@@ -22,6 +23,22 @@ def test_budget_split_must_fit_the_whole_budget():
         BuildConfig.from_dict({"cpu": {"split": {"mllm": 0.8, "vision": 0.2}}})
     with pytest.raises(ValueError, match="unknown key 'cpu.gpus'"):
         BuildConfig.from_dict({"cpu": {"gpus": 2}})
+
+
+def test_the_device_and_the_corpus_assets_reach_every_stage(tmp_path, monkeypatch):
+    """The GPU job (scripts/gpu_job.sh) runs the recipe with --device cuda --assets-dir DIR."""
+    profile = BuildConfig.from_yaml(REPO / build_default.BUILD_CONFIG).cuda
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=8,
+                              profile=profile, device="cuda", assets_dir=Path("gpu_job/assets"))  # fmt: skip
+    ran = []
+    monkeypatch.setattr(build_default, "_stage", lambda plan, name, command, log=None: ran.append(command))
+    build_default.data_stage(plan)
+    assert len(ran) == 3 and all(c[-2:] == ["--assets-dir", "gpu_job/assets"] for c in ran)
+    trainers = [c for _, c in build_default.mllm_commands(plan) if "--steps" in c]
+    for command in [*trainers, build_default.refiner_command(plan)]:
+        assert command[command.index("--device") + 1] == "cuda", command
+    ((_, last),) = build_default.mllm_commands(plan, mllm_minutes=1.5)[-1:]
+    assert last[last.index("--minutes") + 1] == "1.5"
 
 
 @pytest.mark.slow

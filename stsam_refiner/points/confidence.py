@@ -79,16 +79,16 @@ def answer_token_probs(model, processor, image, question: str, answer: str) -> t
     """Teacher-forced probabilities of the answer's tokens: (offsets, P(token | prefix) per token)."""
     import torch
 
-    inputs = build_inputs(processor, image, question)
+    inputs = build_inputs(processor, image, question).to(model.device)
     encoded = processor.tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
-    answer_ids = torch.tensor([encoded["input_ids"]], dtype=inputs["input_ids"].dtype)
+    answer_ids = torch.tensor([encoded["input_ids"]], dtype=inputs["input_ids"].dtype, device=model.device)
     prompt_len = inputs["input_ids"].shape[1]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], answer_ids], 1)
     inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
     with torch.no_grad():
         logits = model(**inputs).logits[0, prompt_len - 1 : -1].float()
     probs = logits.softmax(-1).gather(1, answer_ids[0, :, None])[:, 0]
-    return list(encoded["offset_mapping"]), probs.numpy()
+    return list(encoded["offset_mapping"]), probs.cpu().numpy()
 
 
 def descriptor_confidence(

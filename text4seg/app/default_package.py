@@ -71,14 +71,19 @@ def copy_assets(
     return {k: round(v, 2) for k, v in sizes.items()}
 
 
-def measure(out: Path, *, val_data: str, limit: int | None, threads: int, shuffled: bool = True) -> dict:
-    """Score the packaged model (as loaded from ``out``, with its own inference.json) on ``val_data``."""
+def measure(
+    out: Path, *, val_data: str, limit: int | None, threads: int, shuffled: bool = True, device: str = "cpu"
+) -> dict:
+    """Score the packaged model (as loaded from ``out`` onto ``device``, with its own inference.json) on
+    ``val_data``."""
     import torch
 
     from data_builders.synthetic import load_synthetic  # lazy: only the packaging step reads data
 
     torch.set_num_threads(threads)
-    pipeline = Text4SegPipeline.from_pretrained(model=out / "mllm", refiner=out / "refiner" / REFINER_FILE)
+    pipeline = Text4SegPipeline.from_pretrained(
+        model=out / "mllm", refiner=out / "refiner" / REFINER_FILE, device=device
+    )
     return evaluate_default(pipeline, load_synthetic(val_data), limit=limit, shuffled_control=shuffled)
 
 
@@ -128,7 +133,9 @@ def write_manifest(
 def package(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out)
-    metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads)
+    metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads, device=args.device)
+    metrics["device"] = args.device
+    # Always on the CPU: tests regenerate these images and re-score them here.
     check = measure(
         out, val_data=args.val_data, limit=args.check_images, threads=args.threads, shuffled=False
     )
@@ -167,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     pack.add_argument("--out", default=str(DEFAULT_ROOT))
     pack.add_argument("--threads", type=int, default=1)
+    pack.add_argument(
+        "--device", default="cpu", help="where the measurement runs (cpu, cuda); the check block: cpu"
+    )
     args = parser.parse_args(argv)
     if args.command == "base":
         print(build_base(args.config, args.out))

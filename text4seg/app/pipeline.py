@@ -203,7 +203,9 @@ class Text4SegPipeline:
             overrides = dict(overrides or {})
             if refiner is not None and str(refiner) == "none" and overrides.get("refine_mode") is None:
                 overrides["refine_mode"] = "none"
-            config = checkpoint_config(model_dir, overrides=overrides, announce=model is not None or bool(overrides))
+            config = checkpoint_config(
+                model_dir, overrides=overrides, announce=model is not None or bool(overrides)
+            )
         mllm = load_mllm(model_dir, device_map=device)
         refiner_path = default.refiner if refiner is None else refiner
         stsam = None
@@ -319,9 +321,8 @@ def describe_image(mllm, image: np.ndarray, *, template_set: str = "fixed", max_
     """The MLLM's own prose about the text's look (the "describe" task), greedy and unconstrained."""
     import torch
 
-
     question = get_template_set(template_set).question("describe", "text")
-    inputs = build_inputs(mllm.processor, image, question)
+    inputs = build_inputs(mllm.processor, image, question).to(mllm.model.device)
     with torch.no_grad():
         output = mllm.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     new_ids = output[0, inputs["input_ids"].shape[1] :]

@@ -183,8 +183,11 @@ def _drop_unused_attributes(graph: fx.GraphModule) -> None:
 
 
 def _probe_channels(graph: fx.GraphModule, stride: int) -> tuple[int, int]:
+    # The weights' dtype, not torch's default: from_pretrained(dtype=bfloat16) builds models under a
+    # bfloat16 default while the converted weights are float32.
+    dtype = next(graph.parameters()).dtype
     with torch.no_grad():
-        quarter, half, logit = graph(torch.zeros(1, 3, stride, stride))
+        quarter, half, logit = graph(torch.zeros(1, 3, stride, stride, dtype=dtype))
     want = {"quarter": stride // 4, "half": stride // 2, "db_logit": stride}
     got = {"quarter": quarter.shape[-1], "half": half.shape[-1], "db_logit": logit.shape[-1]}
     if got != want or logit.shape[1] != 1:

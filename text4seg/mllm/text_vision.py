@@ -98,7 +98,9 @@ class TextVisionModel(PreTrainedModel):
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """B×3×S×S float RGB in [0, 1] → B×n²×(C+2) pooled backbone features, row-major patches."""
         n = self.patches_per_side
-        features = self.backbone(pixel_values.float())
+        # The backbone keeps float32 weights when the model is loaded in bfloat16 (from_pretrained
+        # does not cast them), so its input follows its weights, not the caller's dtype.
+        features = self.backbone(pixel_values.to(next(self.backbone.parameters()).dtype))
         quarter = F.adaptive_avg_pool2d(features.quarter, n)
         prob = features.probability()
         pooled = torch.cat([quarter, F.adaptive_avg_pool2d(prob, n), F.adaptive_max_pool2d(prob, n)], dim=1)
@@ -117,8 +119,9 @@ class TextVisionModel(PreTrainedModel):
                 f"pixel_values are {tuple(pixel_values.shape[-2:])}, the tower expects "
                 f"{self.config.image_size}×{self.config.image_size}"
             )
-        patches = self.mlp(self.norm(self.patch_features(pixel_values)))
-        tokens = torch.cat([patches.mean(dim=1, keepdim=True), patches], dim=1).to(pixel_values.dtype)
+        dtype = self.norm.weight.dtype  # the tower's own (CLIP's outputs follow its weights too)
+        patches = self.mlp(self.norm(self.patch_features(pixel_values).to(dtype)))
+        tokens = torch.cat([patches.mean(dim=1, keepdim=True), patches], dim=1).to(dtype)
         return BaseModelOutputWithPooling(
             last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=(tokens,)
         )

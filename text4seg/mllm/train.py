@@ -229,13 +229,20 @@ def parse_args(argv=None) -> TrainConfig:
     return TrainConfig.from_yaml(args.config, overrides=args.overrides)
 
 
+def _backend() -> str | None:
+    """The process group's backend (``nccl``, ``gloo``), None when the run had none."""
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+
+
 def main(argv=None, *, callbacks=()) -> TrainResult:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = train(parse_args(argv), callbacks=callbacks)
     if int(os.environ.get("RANK", "0")) == 0:
         last = result.losses[-1] if result.losses else None
         summary = {"global_step": result.global_step, "last_loss": last, "resumed_from": result.resumed_from}
-        print(json.dumps({**summary, "output_dir": str(result.output_dir)}))
+        print(json.dumps({**summary, "output_dir": str(result.output_dir), "backend": _backend()}))
     return result
 
 

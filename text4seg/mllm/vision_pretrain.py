@@ -70,7 +70,7 @@ class VisionPretrainConfig(CosineTrainingArguments):
     log_every: int = 25
     """Steps between log lines."""
     bf16: bool = True
-    """bfloat16 autocast for forward/backward; weights stay fp32."""
+    """bfloat16 autocast for forward/backward (on ``device``'s type); weights stay fp32."""
     threads: int = 1
     """torch threads."""
 
@@ -161,8 +161,9 @@ class _Run:
 
         out = Path(cfg.output_dir)
         resume = (out / "state.pt").is_file() and (out / "model" / "config.json").is_file()
+        self.device = cfg.torch_device()  # model and head there; images stay in host memory, sent per batch
         loaded = load_mllm(out / "model" if resume else Path(cfg.model_path))
-        self.model, self.processor = loaded.model.train(), loaded.processor
+        self.model, self.processor = loaded.model.to(self.device).train(), loaded.processor
         self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
@@ -170,7 +171,7 @@ class _Run:
             raise ValueError(f"grid {cfg.grid} is not a multiple of {self.n} patches per side")
         self.k = cfg.grid // self.n
         torch.manual_seed(cfg.seed)
-        self.head = make_patch_head(hidden=vision.hidden_size, cells_per_patch=self.k)
+        self.head = make_patch_head(hidden=vision.hidden_size, cells_per_patch=self.k).to(self.device)
         rows = load_synthetic(cfg.data)
         if "split" in rows.column_names:
             rows = rows.filter(lambda s: s == "train", input_columns="split")
@@ -201,7 +202,7 @@ class _Run:
         if resume:
             from safetensors.torch import load_file
 
-            self.head.load_state_dict(load_file(out / HEAD_NAME))
+            self.head.load_state_dict(load_file(out / HEAD_NAME, device=str(self.device)))
             state = load_torch_checkpoint(out / "state.pt")
             self.optimizer.load_state_dict(state["optimizer"])
             self.start = int(state["step"])
@@ -210,7 +211,7 @@ class _Run:
         )
 
     def grid_logits(self, pixels):
-        features = patch_features(self.tower, pixels)
+        features = patch_features(self.tower, pixels.to(self.device, non_blocking=True))
         return patch_logits_to_grid(self.head(features), patches_per_side=self.n, cells_per_patch=self.k)
 
     def evaluate(self, batch_size: int = 64) -> float:
@@ -221,7 +222,7 @@ class _Run:
             logits = torch.cat([self.grid_logits(self.val.pixels[i : i + batch_size])
                                 for i in range(0, len(self.val), batch_size)])  # fmt: skip
         self.tower.train()
-        return cell_iou(logits, self.val.grids)
+        return cell_iou(logits.cpu(), self.val.grids)
 
 
 def save_stage(out: Path, run, step: int) -> None:
@@ -235,7 +236,7 @@ def save_stage(out: Path, run, step: int) -> None:
     run.model.save_pretrained(out / "model")
     run.processor.save_pretrained(out / "model")
     save_inference_settings(out / "model", run.settings)
-    save_file({k: v.contiguous() for k, v in run.head.state_dict().items()}, out / HEAD_NAME)
+    save_file({k: v.detach().cpu().contiguous() for k, v in run.head.state_dict().items()}, out / HEAD_NAME)
     torch.save({"optimizer": run.optimizer.state_dict(), "step": step}, out / "state.pt")
 
 
@@ -251,7 +252,7 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
     run = _Run(cfg)
     out = Path(cfg.output_dir)
     generator = torch.Generator().manual_seed(cfg.seed + run.start)
-    pos_weight = torch.tensor(cfg.pos_weight)
+    pos_weight = torch.tensor(cfg.pos_weight, device=run.device)
     window, logged = [], []
     step = run.start
     run.tower.train()
@@ -259,9 +260,10 @@ def pretrain(cfg: VisionPretrainConfig) -> PretrainResult:
         range(run.start + 1, cfg.steps + 1), desc="vision pretrain", initial=run.start, total=cfg.steps
     ):
         index = torch.randint(len(run.train), (cfg.batch_size,), generator=generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = run.grid_logits(run.train.pixels[index]).float()
-        loss = F.binary_cross_entropy_with_logits(logits, run.train.grids[index], pos_weight=pos_weight)
+        targets = run.train.grids[index].to(run.device, non_blocking=True)
+        loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
@@ -303,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
+    parser.add_argument("--device", help="cpu | cuda | cuda:N | auto (overrides the config)")
     args = parser.parse_args(argv)
     given = {
         "model_path": args.model_path,
@@ -310,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         "output_dir": args.output_dir,
         "steps": args.steps,
         "max_minutes": args.minutes,
+        "device": args.device,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
     cfg = VisionPretrainConfig.from_yaml(args.config, overrides=overrides)
