@@ -24,9 +24,11 @@ def test_readme_main_job_segments_an_example_with_the_default_model(tmp_path):
                       "--out", str(out))  # fmt: skip
     assert "segmented 1/1 images, 0 failed" in proc.stdout
     record = json.loads((out / f"{image.stem}.json").read_text())
-    manifest = json.loads((REPO / "text4seg" / "app" / "assets" / "default" / "manifest.json").read_text())
+    settings = json.loads(
+        (REPO / "text4seg" / "app" / "assets" / "default" / "mllm" / "inference.json").read_text()
+    )
     assert record["task"] == "scene_text" and not record["parse_failed"] and record["repairs"] == []
-    assert len(record["grid"].strip().split("\n")) == manifest["grid"][0]  # answered at the model's own grid
+    assert len(record["grid"].strip().split("\n")) == settings["grid"][0]  # answered at the model's own grid
     photo = np.asarray(Image.open(image).convert("RGB"))
     overlay = np.asarray(Image.open(out / f"{image.stem}.overlay.png"))
     mask = np.asarray(Image.open(out / f"{image.stem}.mask.png")) > 127
