@@ -1,5 +1,6 @@
 """Training stages of the default model: vision pretraining, full MLLM training, configs, packaging."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -7,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
+from text4seg.app.cli import main as cli_main
 from text4seg.app.default_package import DEFAULT_INFERENCE, copy_assets, write_manifest
 from text4seg.core.inference import load_inference_settings
 from text4seg.mllm.full_train import (
@@ -73,6 +76,17 @@ def test_vision_pretraining_lowers_loss_and_learns_cells(tiny_base, tmp_path):
     # Resuming a finished run does no more steps and reports the same held-out score.
     again = pretrain(cfg)
     assert again.step == 60 and again.val_cell_iou == pytest.approx(result.val_cell_iou)
+    # The checkpoint carries the settings it was trained with (4×4, area rule), and
+    # `text4seg segment --model DIR` answers with them, no flag needed.
+    settings = load_inference_settings(tmp_path / "vision" / "model")
+    assert settings.grid == (4, 4) and settings.grid_rule == "area" and settings.grid_threshold == 0.1
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "segmented"
+    assert cli_main(["segment", str(image), "--model", str(tmp_path / "vision" / "model"), "--no-refine",
+                     "--out", str(out)]) == 0  # fmt: skip
+    record = json.loads((out / "photo.json").read_text())
+    assert not record["parse_failed"] and len(record["grid"].strip().split("\n")) == 4
 
 
 def test_config_invariants_name_the_numbers():
