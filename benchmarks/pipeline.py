@@ -11,8 +11,11 @@ used in training), written to a temporary folder. The same images serve every me
    runs report (slowest shard), which excludes interpreter start-up and model loading (printed
    separately as the end-to-end command times); ``eval_speedup_2proc`` is the ratio of the median
    walls, and every pair's own ratio is printed too.
-3. Peak RSS — ru_maxrss of this process after loading and running the pipeline (MB), and of the
-   largest eval child process.
+3. Real-size photos — the same loaded pipeline, timed end to end on the ten ICDAR2015 photos of
+   ``tests/fixtures/real_photos`` (1280×720, 0.9 MP) and on the same photos resized to 1600×900
+   (1.4 MP): ``real_photo_seconds_per_image``.
+4. Peak RSS — ru_maxrss of this process after loading and running the pipeline on all of the above
+   (MB), and of the largest eval child process.
 
 The machine is shared, so the figures move with other load; each run prints the load average.
 
@@ -37,6 +40,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("load_image", "mllm", "parse", "refine", "total")
+PHOTOS = REPO / "tests" / "fixtures" / "real_photos" / "icdar2015_toy"
+
+
+def real_photos() -> list[np.ndarray]:
+    """The ICDAR2015 dev photos (HWC uint8 RGB) at their size and resized to 1600×900."""
+    from PIL import Image
+
+    photos = []
+    for path in sorted(PHOTOS.glob("*.jpg")):
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+            photos += [np.asarray(rgb), np.asarray(rgb.resize((1600, 900), Image.BICUBIC))]
+    return photos
 
 
 def make_images(folder: Path, *, n: int, size: int, seed: int) -> list[Path]:
@@ -78,9 +94,17 @@ def latency(args, images: list[Path]) -> dict:
         result = pipeline(path, args.query, grid=grid)
         for stage in STAGES:
             timings[stage].append(result.timings[stage])
+    photo_seconds, megapixels = [], []
+    for photo in real_photos():
+        result = pipeline(photo, args.query, grid=grid)
+        photo_seconds.append(result.timings["total"])
+        megapixels.append(photo.shape[0] * photo.shape[1] / 1e6)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "model_load_seconds": load_seconds,
+        "real_photo_seconds_per_image": float(np.mean(photo_seconds)),
+        "real_photo_max_seconds": float(np.max(photo_seconds)),
+        "real_photo_megapixels": [min(megapixels), max(megapixels)],
         **{f"stage.{s}": float(np.mean(v)) for s, v in timings.items()},
         "peak_rss_mb": peak,
         "grid": list(grid or pipeline.config.grid),
@@ -141,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model: {args.model or 'default'} / refiner: {args.refiner or 'default'}; grid {lat['grid']}; "
           f"{len(images)} images of {args.size}px; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"model load: {lat['model_load_seconds']:.2f} s")
+    lo, hi = lat["real_photo_megapixels"]
+    print(f"real photos ({lo:.1f}-{hi:.1f} MP): {lat['real_photo_seconds_per_image']:.2f} s/photo end to end "
+          f"(slowest {lat['real_photo_max_seconds']:.2f} s)")  # fmt: skip
     for stage in STAGES:
         print(f"  {stage:>10}: {lat['stage.' + stage] * 1000:8.1f} ms/image")
     print(f"{'':>24}{'1 process':>12}{'2 processes':>14}")
@@ -163,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         "eval_images_per_second_2proc": two["images_per_second_wall"],
         "eval_metrics_identical": same,
         "eval_speedup_2proc_pairs": pairs,
+        "real_photo_seconds_per_image": lat["real_photo_seconds_per_image"],
+        "real_photo_max_seconds": lat["real_photo_max_seconds"],
+        "real_photo_megapixels": lat["real_photo_megapixels"],
         "peak_rss_mb": lat["peak_rss_mb"],
         "eval_child_peak_rss_mb": children_rss,
         "n_images": len(images),
