@@ -126,10 +126,10 @@ def processor_seconds(masks, answers: list[list[int]], budget: int, vocab_size: 
 
 def prepare(args):
     """The model, its processor and per image (processor inputs, {"rrle"|"full": answer ids + eos})."""
+    from text4seg.core.templates import get_template_set
     from text4seg.mllm.generate import build_inputs
     from text4seg.mllm.loading import load_mllm
     from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
-    from text4seg.core.templates import get_template_set
 
     config = TinyMllmConfig.from_yaml(args.config)
     with tempfile.TemporaryDirectory() as tmp:

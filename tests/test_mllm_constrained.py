@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from transformers import LogitsProcessorList
 
 from text4seg.core.codec import encode_rrle, format_answer
+from text4seg.core.parser import parse_answer
 from text4seg.mllm.constrained import GrammarMasks, RrleLogitsProcessor, TokenTable, masks_for
 from text4seg.mllm.grammar import SENTENCE, GrammarConfig, accepts, grammar_for
 from text4seg.mllm.tiny import build_tiny_llava
 from text4seg.mllm.tokenizer import train_tokenizer
-from text4seg.core.parser import parse_answer
 
 torch.set_num_threads(1)
 LABELS = ("others", "text", "red sign")

@@ -38,10 +38,10 @@ def test_cell_confidence_takes_the_weakest_label_token():
 
 
 def test_descriptor_confidence_with_a_tiny_llava(tmp_path):
+    from text4seg.core.templates import get_template_set
     from text4seg.mllm.generate import segment
     from text4seg.mllm.loading import load_mllm
     from text4seg.mllm.tiny import build_tiny_llava
-    from text4seg.core.templates import get_template_set
 
     loaded = load_mllm(build_tiny_llava(tmp_path / "m"))
     image = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)

@@ -8,9 +8,9 @@ from serve_support import TEST_GRID, bomb_png, noise_png, text_photo, tiny_pipel
 
 from text4seg.app.cli import build_parser
 from text4seg.app.commands.serve import config_from_args
-from text4seg.core.io import MAX_PIXELS
 from text4seg.app.web import RequestError, SegmentService, ServeConfig, WebAnswer
 from text4seg.app.web.service import RowsSoFar
+from text4seg.core.io import MAX_PIXELS
 
 
 def _never_called(*args, **kwargs):
@@ -200,8 +200,8 @@ def test_app_builds_with_example_images_and_exposes_one_segment_endpoint(tmp_pat
 
 def test_summary_escapes_user_text_and_names_each_labels_colour():
     from text4seg.app.pipeline import SegmentationResult
-    from text4seg.core.visualize import PALETTE
     from text4seg.app.web.service import summarize
+    from text4seg.core.visualize import PALETTE
 
     mask = np.zeros((4, 8), dtype=bool)
     mask[1:3, 2:6] = True

@@ -197,10 +197,10 @@ def test_conversation_builder_output_collates_with_exact_labels(processors, tmp_
     )
     from data_builders.synthetic import SyntheticConfig
     from data_builders.synthetic.build import build
+    from text4seg.core.templates import get_template_set
     from text4seg.mllm.collator import ChatCollator
     from text4seg.mllm.train import load_train_dataset
     from text4seg.mllm.train_config import TrainConfig
-    from text4seg.core.templates import get_template_set
 
     scenes = list(
         build(SyntheticConfig(size=64, p_no_text=0.0), n=2, out=tmp_path / "syn", seed=5, workers=1)
