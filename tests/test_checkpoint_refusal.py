@@ -84,13 +84,29 @@ def _flag_case(flag: str, tmp_path: Path, marker: Path) -> tuple[list[str], str]
         expected = _refusal(evil, "stsam_refiner.build.save_refiner(model, 'evil.safetensors')", reason)
     elif flag == "--sam-checkpoint":
         extra, expected = ["--sam-checkpoint", str(evil)], _refusal(evil, save_state)
-    else:
+    elif flag == "--points-sam":
         extra = ["--points-config", "configs/points/tspp.yaml", "--points-sam", str(evil)]
         expected = _refusal(evil, save_state)
+    else:  # a pickle named .safetensors behind --points-prompter (with a real point SAM)
+        from stsam_refiner.points.train_sam import PointSamTrainConfig, save_point_sam
+        from stsam_refiner.sam_backbone import SAM_ARCHS, sam_from_arch
+
+        sam = tmp_path / "sam.safetensors"
+        save_point_sam(
+            sam_from_arch(SAM_ARCHS["tiny"], 64), sam, step=0, cfg=PointSamTrainConfig(image_size=64)
+        )
+        evil = _malicious(tmp_path / "evil.safetensors", marker)
+        extra = ["--points-config", "configs/points/tspp.yaml", "--points-sam", str(sam),
+                 "--points-prompter", str(evil)]  # fmt: skip
+        reason = "a pickle (which can run code while it loads), not a safetensors file"
+        hint = "stsam_refiner.points.train_prompter.save_prompter(head, 'evil.safetensors')"
+        expected = _refusal(evil, hint, reason)
     return ["--model", model, "--refiner", refiner, "--grid", "4", "--threads", "1", *extra], expected
 
 
-@pytest.mark.parametrize("flag", ["--model", "--refiner", "--sam-checkpoint", "--points-sam"])
+@pytest.mark.parametrize(
+    "flag", ["--model", "--refiner", "--sam-checkpoint", "--points-sam", "--points-prompter"]
+)
 def test_malicious_pickle_behind_each_flag_is_refused_in_one_line(flag, tmp_path, capsys):
     marker = tmp_path / "payload_ran"
     args, expected = _flag_case(flag, tmp_path, marker)

@@ -19,6 +19,7 @@ from stsam_refiner.points.config import PointsConfig, PrompterConfig, TargetConf
 from stsam_refiner.points.prompter import SparsePointPrompter, image_to_grid, prompter_loss, soft_class_maps
 from stsam_refiner.points.shapes import make_scene
 from stsam_refiner.points.targets import tspp_target
+from text4seg.core.checkpoints import check_safetensors
 from text4seg.core.masks import grid_from_mask
 from text4seg.core.training import warmup_cosine
 
@@ -147,6 +148,11 @@ def load_prompter(path: str | Path) -> SparsePointPrompter:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    # A pickle is refused unread, with the one-line message (never a traceback from safe_open).
+    check_safetensors(
+        path,
+        convert=f"stsam_refiner.points.train_prompter.save_prompter(head, '{Path(path).stem}.safetensors')",
+    )
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("format") != FORMAT:

@@ -27,6 +27,7 @@ from stsam_refiner.data import CoarseConfig, damage_grid
 from stsam_refiner.points.shapes import ShapeScene, make_scene
 from stsam_refiner.predict import coarse_to_mask_prompt
 from stsam_refiner.sam_backbone import SAM_ARCHS, load_sam_checkpoint, sam_from_arch
+from text4seg.core.checkpoints import check_safetensors
 from text4seg.core.masks import grid_from_mask, upsample_grid
 from text4seg.core.training import CosineTrainingArguments
 
@@ -237,6 +238,7 @@ def load_point_sam(path: str | Path, *, variant: str | None = None, image_size: 
     if variant is None or image_size is None:
         meta = {}
         if str(path).endswith(".safetensors"):
+            check_safetensors(path)  # a pickle named .safetensors is refused unread, not a traceback
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {}).get("config", "{}"))
         variant = variant or meta.get("variant", "tiny")
