@@ -20,7 +20,7 @@ from data_builders.synthetic import load_synthetic
 from data_builders.synthetic.writers import decode_rle
 from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_answer
 from text4seg.core.config import Config
-from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask
+from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask, word_regions
 from text4seg.core.templates import TemplateSet, get_template_set
 
 
@@ -40,6 +40,9 @@ class ConversationConfig(Config):
     """Query text and foreground label of the scene-text task."""
     referring_label: str = "sentence"
     """Foreground label for referring answers: "sentence" (the expression, Text4Seg) or "target" (a fixed word)."""
+    grid_regions: bool = False
+    """Synthetic rows: grid the words' regions (each instance mask's convex hull, the way real photos
+    annotate words as polygons) instead of their strokes, so a small word still marks its cells."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -211,12 +214,16 @@ def conversations_from_synthetic(
     source_id = row["source_id"]
     target = cfg.scene_text_target
     common = {"source_id": source_id, "cfg": cfg, "templates": templates, "rng": rng}
-    samples = [_mask_sample(image, mask, task="scene_text", target=target, label=target, **common)]
     instance_masks = [decode_rle(text) for text in row["instance_masks"]]
+    if cfg.grid_regions:
+        mask = word_regions(instance_masks, mask.shape)
+    samples = [_mask_sample(image, mask, task="scene_text", target=target, label=target, **common)]
     for expr in row["referring"][: cfg.max_referring]:
-        target_mask = np.zeros(mask.shape, bool)
-        for i in expr["targets"]:
-            target_mask |= instance_masks[i]
+        targets = [instance_masks[i] for i in expr["targets"]]
+        if cfg.grid_regions:
+            target_mask = word_regions(targets, mask.shape)
+        else:
+            target_mask = np.logical_or.reduce(targets) if targets else np.zeros(mask.shape, bool)
         sentence = expr["sentence"]
         label = clean_label(sentence) if cfg.referring_label == "sentence" else cfg.scene_text_target
         samples.append(

@@ -83,6 +83,30 @@ def test_referring_answer_covers_exactly_the_target_instances(synthetic_rows):
         assert sample.target == expr["sentence"]
 
 
+def test_grid_regions_grids_each_words_hull_for_scene_text_and_referring(synthetic_rows):
+    from data_builders.synthetic.writers import decode_rle
+    from text4seg.core.masks import word_regions
+
+    cfg = ConversationConfig(grid_sizes=(8,), grid_rule="area", area_threshold=0.1, grid_regions=True)
+    row = next(r for r in synthetic_rows if any(e["targets"] for e in r["referring"]))
+    instance_masks = [decode_rle(t) for t in row["instance_masks"]]
+    samples = conversations_from_synthetic(row, cfg=cfg, templates=TEMPLATES, rng=np.random.default_rng(0))
+    expected = {"scene_text": word_regions(instance_masks, instance_masks[0].shape)}
+    for sample, expr in zip([s for s in samples if s.task == "referring"], row["referring"], strict=False):
+        expected[sample.target] = word_regions(
+            [instance_masks[i] for i in expr["targets"]], instance_masks[0].shape
+        )
+    for sample in samples:
+        if sample.task == "describe":
+            continue
+        region = expected["scene_text" if sample.task == "scene_text" else sample.target]
+        truth = grid_from_mask(region, grid_size=(8, 8), rule="area", threshold=0.1)
+        grid = decode_rrle(block_of(sample.messages[1]["content"]))
+        assert np.array_equal(np.array([[c != "others" for c in r] for r in grid]), truth)
+    strokes = np.asarray(row["mask"]) > 127
+    assert expected["scene_text"].sum() > strokes.sum()  # hulls cover the counters and gaps of letters
+
+
 def test_real_records_give_samples_that_round_trip():
     cfg = ConversationConfig(grid_sizes=(16,))
     rng = np.random.default_rng(0)

@@ -55,3 +55,40 @@ def test_the_pretrained_detector_weights_are_in_the_tower(tiny_dir):
     ours, theirs = tower.backbone.state_dict(), reference.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_precomputed_patch_features_give_the_same_tokens_and_a_wrong_shape_is_named():
+    from text4seg.mllm.text_vision import frozen_patch_features
+
+    register()
+    tower = TextVisionModel(TextVisionConfig(image_size=64, patch_size=16, hidden_size=24)).eval()
+    pixels = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        direct = tower(pixel_values=pixels).last_hidden_state
+        cached = tower(pixel_values=tower.patch_features(pixels)).last_hidden_state
+    assert torch.equal(direct, cached)
+    with pytest.raises(ValueError, match=r"precomputed patch features are \(9, "):
+        tower(pixel_values=torch.rand(1, 9, tower.backbone.quarter_channels + 2))
+    # Features may be cached only while the detector takes no gradient.
+    assert frozen_patch_features(tower) is None
+    tower.backbone.requires_grad_(False)
+    assert frozen_patch_features(tower) == tower.patch_features
+
+
+def test_feature_cache_computes_each_image_once_and_refuses_two_images_under_one_key():
+    from text4seg.mllm.text_vision import PooledFeatureCache
+
+    calls = []
+
+    def compute(pixels):
+        calls.append(len(pixels))
+        return pixels.mean(dim=(2, 3))[:, None, :].repeat(1, 4, 1)
+
+    cache = PooledFeatureCache(compute)
+    a, b = torch.rand(1, 3, 34, 34), torch.rand(1, 3, 34, 34)
+    first = cache(["a", "b", "a"], torch.cat([a, b, a]))
+    assert first.shape == (3, 4, 3) and torch.equal(first[0], first[2]) and len(cache) == 2
+    again = cache(["b", "a"], torch.cat([b, a]))
+    assert calls == [3] and torch.equal(again[0], first[1])  # nothing recomputed
+    with pytest.raises(ValueError, match="two different images share the key 'a'"):
+        cache(["a"], b)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from data_builders.synthetic.instances import SIZE_RANGES
+
 FONT_SETS = ("train", "eval")
 LAYOUTS = ("arrow", "totaltext", "textseg")
 CORPUS_SPLITS = ("train", "select", "test")
@@ -14,6 +16,7 @@ _EXTENDED_DEFAULTS = {
     "font_split": "", "background_split": "", "assets_dir": "", "text_layouts": ("scatter",),
     "perspective_range": (0.05, 0.18), "p_occlusion": 0.0, "p_lighting": 0.0, "p_low_res": 0.0,
     "p_hard_negative": 0.0, "p_textured_fill": 0.0,
+    "size_classes": ("tiny", "small", "medium", "large", "huge"),
 }  # fmt: skip
 
 
@@ -74,6 +77,9 @@ class SyntheticConfig:
     text_layouts: tuple[str, ...] = ("scatter",)
     """Layout families drawn uniformly per text block (layouts.TEXT_LAYOUTS): scatter, lines, wave,
     stacked, ring."""
+    size_classes: tuple[str, ...] = ("tiny", "small", "medium", "large", "huge")
+    """Font-size ranges drawn from, uniformly (``instances.SIZE_RANGES``; "micro" is street-photo size;
+    a name given twice is drawn twice as often)."""
     perspective_range: tuple[float, float] = (0.05, 0.18)
     """(low, high) corner jitter of a perspective warp, as a fraction of the block size."""
     p_occlusion: float = 0.0
@@ -112,6 +118,12 @@ class SyntheticConfig:
     def _check_extended(self) -> None:
         # YAML gives lists; tuples keep the config hashable and comparable.
         object.__setattr__(self, "text_layouts", tuple(self.text_layouts))
+        object.__setattr__(self, "size_classes", tuple(self.size_classes))
+        unknown_sizes = [v for v in self.size_classes if v not in SIZE_RANGES]
+        if not self.size_classes or unknown_sizes:
+            raise ValueError(
+                f"size_classes {list(self.size_classes)} must be a non-empty subset of {sorted(SIZE_RANGES)}"
+            )
         object.__setattr__(self, "perspective_range", tuple(float(v) for v in self.perspective_range))
         for name in ("font_split", "background_split"):
             value = getattr(self, name)

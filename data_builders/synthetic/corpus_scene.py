@@ -20,7 +20,7 @@ from data_builders.synthetic.font_catalog import corpus_families, split_group
 from data_builders.synthetic.font_checks import min_font_size
 from data_builders.synthetic.fonts import FontSpec, font_set
 from data_builders.synthetic.instances import (
-    SIZE_CLASSES,
+    SIZE_RANGES,
     Instance,
     SyntheticScene,
     place,
@@ -120,7 +120,7 @@ def _plan_block(rng, cfg: SyntheticConfig, remaining: int, taken: list) -> _Plac
     count = min(int(rng.integers(2, 4)), remaining) if layout == "lines" else 1
     words = tuple(sample_text(rng) for _ in range(count))
     font = pick_font(rng, cfg)
-    _, low, high = SIZE_CLASSES[rng.integers(len(SIZE_CLASSES))]
+    low, high = SIZE_RANGES[cfg.size_classes[rng.integers(len(cfg.size_classes))]]
     font_size = max(7.0, rng.uniform(low, high) * cfg.size, float(min_font_size(font.stroke)))
     angle, bend, persp = _geometry(rng, cfg, layout)
     plate, outline, shadow, low_contrast = (rng.random() < p for p in (cfg.p_plate, cfg.p_outline, cfg.p_shadow, cfg.p_low_contrast))  # fmt: skip

@@ -12,6 +12,10 @@ import numpy as np
 # Font size as a fraction of the image side: (class name, low, high).
 SIZE_CLASSES = (("tiny", 0.035, 0.05), ("small", 0.05, 0.09), ("medium", 0.09, 0.16))
 SIZE_CLASSES += (("large", 0.16, 0.28), ("huge", 0.28, 0.45))
+SIZE_RANGES = {name: (low, high) for name, low, high in SIZE_CLASSES} | {"micro": (0.015, 0.035)}
+"""Font-size ranges (font size / image side) a corpus config may draw from. "micro" is the size of
+words in real street photos (ICDAR2015: 13-20 px in 720); it is drawn only when a config names it,
+and a micro word is described as "tiny" (``size_class``)."""
 _PLACEMENT_TRIES = 30
 
 

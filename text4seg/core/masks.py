@@ -77,6 +77,22 @@ def _area_grid(mask: np.ndarray, gh: int, gw: int, threshold: float) -> np.ndarr
     return out
 
 
+def word_regions(instance_masks: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """H×W bool union of each word's region: the convex hull of its stroke mask.
+
+    Real-photo benchmarks annotate words as polygons around the letters, not strokes; a grid built
+    from these regions marks the cells a word's polygon covers, as the real-photo scorer's truth does
+    (``text4seg.core.photo_metrics``), where a grid from strokes drops small words.
+    """
+    from skimage.morphology import convex_hull_image
+
+    out = np.zeros(shape, bool)
+    for mask in instance_masks:
+        if mask.any():
+            out |= convex_hull_image(mask)
+    return out
+
+
 def descriptor_from_index(index_map: np.ndarray, names: Sequence[str]) -> Grid:
     """gh×gw integer map → descriptor grid, ``names[k]`` for value k (names[0] is background)."""
     index_map = np.asarray(index_map)

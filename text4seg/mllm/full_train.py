@@ -32,7 +32,7 @@ from text4seg.core.training import CosineTrainingArguments
 from text4seg.mllm.architectures import architecture_of
 from text4seg.mllm.collator import ChatCollator
 from text4seg.mllm.loading import load_mllm
-from text4seg.mllm.text_vision import tower_parameter_groups
+from text4seg.mllm.text_vision import PooledFeatureCache, frozen_patch_features, tower_parameter_groups
 from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, save_stage
 
 TASK_NAMES = ("scene_text", "referring", "describe")
@@ -195,6 +195,10 @@ class _Trainer:
         self.features = {}
         self.tower.register_forward_hook(self._keep_features)
         self.optimizer = self._optimizer(cfg)
+        # A frozen detector gives each image the same pooled features every time: computed once per
+        # image (by source_id) and fed to the tower in place of the pixels.
+        pooled = frozen_patch_features(self.tower)
+        self.pooled = None if pooled is None else PooledFeatureCache(pooled)
         self.start = 0
         if self.resume:
             state = load_torch_checkpoint(out / "state.pt")
@@ -238,6 +242,8 @@ class _Trainer:
         batch = {
             k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
         }
+        if self.pooled is not None:
+            batch["pixel_values"] = self.pooled([row["source_id"] for row in rows], batch["pixel_values"])
         return batch, targets.to(self.device), weights.to(self.device)
 
     def loss(self, batch, targets, weights, cfg: FullTrainConfig):

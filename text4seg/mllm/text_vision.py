@@ -113,18 +113,70 @@ class TextVisionModel(PreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
-        """pixel_values: B×3×S×S float RGB in [0, 1] (the processor rescales and does not normalise)."""
+        """pixel_values: B×3×S×S float RGB in [0, 1] (the processor rescales and does not normalise),
+        or B×n²×(C+2), the output of :meth:`patch_features` computed beforehand (training caches it
+        when the backbone is frozen: the detector's forward is most of a step's cost on a CPU)."""
+        if pixel_values.dim() == 3:
+            if pixel_values.shape[1:] != (self.patches_per_side**2, self.norm.normalized_shape[0]):
+                raise ValueError(
+                    f"precomputed patch features are {tuple(pixel_values.shape[1:])}, the tower expects "
+                    f"({self.patches_per_side**2}, {self.norm.normalized_shape[0]})"
+                )
+            return self._tokens(pixel_values)
         if pixel_values.shape[-2:] != (self.config.image_size, self.config.image_size):
             raise ValueError(
                 f"pixel_values are {tuple(pixel_values.shape[-2:])}, the tower expects "
                 f"{self.config.image_size}×{self.config.image_size}"
             )
+        return self._tokens(self.patch_features(pixel_values))
+
+    def _tokens(self, pooled: torch.Tensor) -> BaseModelOutputWithPooling:
         dtype = self.norm.weight.dtype  # the tower's own (CLIP's outputs follow its weights too)
-        patches = self.mlp(self.norm(self.patch_features(pixel_values).to(dtype)))
+        patches = self.mlp(self.norm(pooled.to(dtype)))
         tokens = torch.cat([patches.mean(dim=1, keepdim=True), patches], dim=1).to(dtype)
         return BaseModelOutputWithPooling(
             last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=(tokens,)
         )
+
+
+def frozen_patch_features(tower: nn.Module):
+    """``tower.patch_features`` when a text_backbone tower's detector takes no gradient (its pooled
+    features can then be computed once per image and cached), else None."""
+    backbone = getattr(tower, "backbone", None)
+    if backbone is None or any(p.requires_grad for p in backbone.parameters()):
+        return None
+    return tower.patch_features
+
+
+class PooledFeatureCache:
+    """Pooled features of a frozen detector, computed once per image key (a row's ``source_id``).
+
+    Call with the batch's keys and pixels: the images not seen yet go through ``compute`` in one
+    call, and the batch's features come back stacked. A coarse fingerprint of each image guards
+    against two different images under one key (which would silently train on the wrong features).
+    """
+
+    def __init__(self, compute) -> None:
+        self.compute = compute
+        self.entries: dict[str, tuple[float, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __call__(self, keys: list[str], pixel_values: torch.Tensor) -> torch.Tensor:
+        prints = pixel_values[:, :, ::17, ::17].float().sum(dim=(1, 2, 3)).tolist()
+        missing = [i for i, key in enumerate(keys) if key not in self.entries]
+        if missing:
+            with torch.no_grad():
+                fresh = self.compute(pixel_values[missing])
+            for i, features in zip(missing, fresh, strict=True):
+                self.entries.setdefault(keys[i], (prints[i], features))
+        for key, seen in zip(keys, prints, strict=True):
+            if abs(self.entries[key][0] - seen) > 1e-3 * max(1.0, abs(seen)):
+                raise ValueError(
+                    f"two different images share the key {key!r}: the feature cache needs it unique"
+                )
+        return torch.stack([self.entries[key][1] for key in keys])
 
 
 def tower_parameter_groups(tower: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.synthetic import load_synthetic
+from data_builders.synthetic.writers import decode_rle
 from text4seg.core.checkpoints import load_torch_checkpoint
 from text4seg.core.inference import InferenceSettings, save_inference_settings
-from text4seg.core.masks import grid_from_mask
+from text4seg.core.masks import grid_from_mask, word_regions
 from text4seg.core.training import CosineTrainingArguments
 from text4seg.mllm.architectures import architecture_of
 from text4seg.mllm.loading import load_mllm
-from text4seg.mllm.text_vision import tower_parameter_groups
+from text4seg.mllm.text_vision import frozen_patch_features, tower_parameter_groups
 
 HEAD_NAME = "patch_head.safetensors"
 
@@ -50,6 +51,9 @@ class VisionPretrainConfig(CosineTrainingArguments):
     """Ground-truth grid rule (``text4seg.core.masks.grid_from_mask``)."""
     threshold: float = 0.1
     """Text coverage that makes a cell text under the area rule."""
+    grid_regions: bool = False
+    """Grid the words' regions (convex hulls of the instance masks) instead of their strokes, as the
+    conversation builder's ``grid_regions`` does; the MLLM's answers and this head then agree."""
     steps: int = 1500
     """Optimizer steps."""
     batch_size: int = 32
@@ -109,21 +113,32 @@ def patch_features(vision_tower, pixel_values):
 class PatchGridData:
     """Images as normalised float tensors and their ground-truth text grids, all held in memory.
 
-    pixels: N×3×S×S float32 (the LLaVA image processor's normalisation); grids: N×G×G float32 in {0, 1}.
+    pixels: N×3×S×S float32 (the LLaVA image processor's normalisation), or, with ``pooled`` (a frozen
+    text backbone's ``patch_features``), N×n²×(C+2) features computed once per image, which the tower
+    takes in place of the pixels; grids: N×G×G float32 in {0, 1}.
     """
 
-    def __init__(self, *, rows, processor, grid: int, rule: str, threshold: float) -> None:
+    def __init__(
+        self, *, rows, processor, grid: int, rule: str, threshold: float, regions: bool = False, pooled=None
+    ) -> None:
         import torch
 
         images, grids = [], []
         for row in rows:
             image = row["image"].convert("RGB")
             mask = np.asarray(row["mask"]) > 127
+            if regions:
+                mask = word_regions([decode_rle(text) for text in row["instance_masks"]], mask.shape)
             images.append(image)
             grids.append(grid_from_mask(mask, grid_size=(grid, grid), rule=rule, threshold=threshold))
-        pixels = [processor.image_processor(images=images[i : i + 64], return_tensors="pt")["pixel_values"]
-                  for i in range(0, len(images), 64)]  # fmt: skip
-        self.pixels = torch.cat(pixels)
+        chunks = []
+        for i in range(0, len(images), 64):
+            pixels = processor.image_processor(images=images[i : i + 64], return_tensors="pt")["pixel_values"]
+            if pooled is not None:
+                with torch.no_grad():
+                    pixels = pooled(pixels)
+            chunks.append(pixels)
+        self.pixels = torch.cat(chunks)
         self.grids = torch.from_numpy(np.stack(grids).astype(np.float32))
 
     def __len__(self) -> int:
@@ -183,13 +198,16 @@ class _Run:
             "grid": cfg.grid,
             "rule": cfg.grid_rule,
             "threshold": cfg.threshold,
+            "regions": cfg.grid_regions,
         }
-        n_val = min(cfg.val_images, max(1, len(rows) // 5))  # small smoke-test corpora keep 80% for training
-        self.val = PatchGridData(rows=rows.select(order[:n_val]), **data)
-        self.train = PatchGridData(rows=rows.select(order[n_val:]), **data)
         backbone, tower = tower_parameter_groups(self.tower)
         for p in backbone:
             p.requires_grad_(cfg.backbone_lr > 0)
+        features = frozen_patch_features(self.tower)  # None: the pixels go through the tower every step
+        data["pooled"] = None if features is None else (lambda pixels: features(pixels.to(self.device)).cpu())
+        n_val = min(cfg.val_images, max(1, len(rows) // 5))  # small smoke-test corpora keep 80% for training
+        self.val = PatchGridData(rows=rows.select(order[:n_val]), **data)
+        self.train = PatchGridData(rows=rows.select(order[n_val:]), **data)
         groups = [{"params": tower + list(self.head.parameters()), "lr": cfg.lr}]
         if cfg.backbone_lr > 0:
             groups.append({"params": backbone, "lr": cfg.backbone_lr})
