@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from data_builders.synthetic.instances import SIZE_RANGES
+from data_builders.synthetic.phrasings import PHRASING_SPLITS
 
 FONT_SETS = ("train", "eval")
 LAYOUTS = ("arrow", "totaltext", "textseg")
@@ -30,6 +31,9 @@ class SyntheticConfig:
     """Font set: "train" (DejaVu + PyPI font packages) or "eval" (STIX + Computer Modern, held out)."""
     max_instances: int = 5
     """Most text instances placed in one image."""
+    phrasings: str = "canonical"
+    """How referring expressions are said (``phrasings.PHRASING_SPLITS``): "canonical" (one sentence per
+    kind), "train" or "heldout" (disjoint template pools: validate and test on the held-out one)."""
     p_no_text: float = 0.08
     """Probability that an image has no text at all."""
     p_photo: float = 0.6
@@ -104,6 +108,8 @@ class SyntheticConfig:
             raise ValueError(f"size {self.size} < 32 pixels: too small to draw legible text")
         if self.fonts not in FONT_SETS:
             raise ValueError(f"fonts {self.fonts!r} not in {FONT_SETS}")
+        if self.phrasings not in PHRASING_SPLITS:
+            raise ValueError(f"phrasings {self.phrasings!r} not in {PHRASING_SPLITS}")
         if self.max_instances < 1:
             raise ValueError(f"max_instances {self.max_instances} < 1")
         for f in fields(self):

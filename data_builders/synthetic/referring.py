@@ -8,11 +8,12 @@ targets); a colour that no instance has gives a no-target expression (gRefCOCO's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from data_builders.synthetic.colours import NAMES as COLOUR_NAMES
+from data_builders.synthetic.phrasings import phrase
 from data_builders.synthetic.scene import Instance
 
 KINDS = ("content", "colour", "colour_multi", "position", "largest", "smallest", "plate", "curved", "all")
@@ -33,9 +34,25 @@ class ReferringExpression:
     sentence: str
     targets: tuple[int, ...]
     kind: str
+    slot: str = ""
+    """What the sentence names (a colour, a word, a position, a sign's colour; "" for the others), so
+    ``phrasings.phrase`` can say it another way."""
 
     def to_dict(self) -> dict:
         return {"sentence": self.sentence, "targets": list(self.targets), "kind": self.kind}
+
+
+def _canonical(kind: str, targets: tuple[int, ...], slot: str = "") -> ReferringExpression:
+    return ReferringExpression(sentence=phrase(kind, slot), targets=targets, kind=kind, slot=slot)
+
+
+def rephrase(
+    expressions: Sequence[ReferringExpression], *, split: str, rng: np.random.Generator
+) -> list[ReferringExpression]:
+    """The same expressions said with templates of phrasing pool ``split`` (canonical: unchanged)."""
+    if split == "canonical":
+        return list(expressions)
+    return [replace(e, sentence=phrase(e.kind, e.slot, split=split, rng=rng)) for e in expressions]
 
 
 def _by(instances: Sequence[Instance], key) -> dict:
@@ -45,10 +62,6 @@ def _by(instances: Sequence[Instance], key) -> dict:
     return groups
 
 
-def _position_phrase(position: str) -> str:
-    return "in the center" if position == "center" else f"at the {position}"
-
-
 def _ranked(instances: Sequence[Instance]) -> list[ReferringExpression]:
     if len(instances) < 2:
         return []
@@ -56,9 +69,9 @@ def _ranked(instances: Sequence[Instance]) -> list[ReferringExpression]:
     areas = [instances[i].area for i in order]
     out = []
     if areas[-1] >= _AREA_MARGIN * areas[-2]:
-        out.append(ReferringExpression(sentence="the largest word", targets=(order[-1],), kind="largest"))
+        out.append(_canonical("largest", (order[-1],)))
     if areas[1] >= _AREA_MARGIN * areas[0]:
-        out.append(ReferringExpression(sentence="the smallest word", targets=(order[0],), kind="smallest"))
+        out.append(_canonical("smallest", (order[0],)))
     return out
 
 
@@ -67,34 +80,24 @@ def candidate_expressions(instances: Sequence[Instance]) -> list[ReferringExpres
     out: list[ReferringExpression] = []
     for idx in _by(instances, lambda x: x.text.lower()).values():
         if len(idx) == 1:
-            out.append(
-                ReferringExpression(
-                    sentence=f"the word '{instances[idx[0]].text}'", targets=tuple(idx), kind="content"
-                )
-            )
+            out.append(_canonical("content", tuple(idx), instances[idx[0]].text))
     for colour, idx in _by(instances, lambda x: x.colour).items():
         if len(idx) == 1:
-            out.append(ReferringExpression(sentence=f"the {colour} word", targets=tuple(idx), kind="colour"))
+            out.append(_canonical("colour", tuple(idx), colour))
         else:
-            out.append(
-                ReferringExpression(sentence=f"the {colour} words", targets=tuple(idx), kind="colour_multi")
-            )
+            out.append(_canonical("colour_multi", tuple(idx), colour))
     for position, idx in _by(instances, lambda x: x.position).items():
         if len(idx) == 1:
-            sentence = f"the text {_position_phrase(position)}"
-            out.append(ReferringExpression(sentence=sentence, targets=tuple(idx), kind="position"))
+            out.append(_canonical("position", tuple(idx), position))
     out.extend(_ranked(instances))
     plates = [i for i, x in enumerate(instances) if x.plate]
     if len(plates) == 1:
-        sentence = f"the text on the {instances[plates[0]].plate} sign"
-        out.append(ReferringExpression(sentence=sentence, targets=tuple(plates), kind="plate"))
+        out.append(_canonical("plate", tuple(plates), instances[plates[0]].plate))
     curved = [i for i, x in enumerate(instances) if x.curved]
     if len(curved) == 1 and len(instances) > 1:
-        out.append(ReferringExpression(sentence="the curved text", targets=tuple(curved), kind="curved"))
+        out.append(_canonical("curved", tuple(curved)))
     if len(instances) > 1:
-        out.append(
-            ReferringExpression(sentence="all the text", targets=tuple(range(len(instances))), kind="all")
-        )
+        out.append(_canonical("all", tuple(range(len(instances)))))
     return out  # fmt: skip
 
 
@@ -107,13 +110,11 @@ def no_target_expressions(
     out = []
     if absent:
         colour = absent[rng.integers(len(absent))]
-        out.append(ReferringExpression(sentence=f"the {colour} word", targets=(), kind="none_colour"))
+        out.append(_canonical("none_colour", (), colour))
     words = {x.text.lower() for x in instances}
     for candidate in ("EXIT", "HOTEL", "PIZZA", "TAXI"):
         if candidate.lower() not in words:
-            out.append(
-                ReferringExpression(sentence=f"the word '{candidate}'", targets=(), kind="none_content")
-            )
+            out.append(_canonical("none_content", (), candidate))
             break
     return out
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data_builders.synthetic.config import SyntheticConfig
-from data_builders.synthetic.referring import sample_expressions
+from data_builders.synthetic.referring import rephrase, sample_expressions
 from data_builders.synthetic.scene import SyntheticScene, compose_scene, scene_rng
 
 # TextSeg semantic_label values: 0 background, 100 word, 200 word effect (REFERENCE.md section 3).
@@ -52,9 +52,13 @@ def _png(array: np.ndarray, mode: str) -> bytes:
     return buffer.getvalue()
 
 
-def arrow_row(scene: SyntheticScene, *, index: int, seed: int, split: str) -> dict:
-    """One row of the synthetic Arrow dataset (column meanings in docs/data.md)."""
+def arrow_row(
+    scene: SyntheticScene, *, index: int, seed: int, split: str, phrasings: str = "canonical"
+) -> dict:
+    """One row of the synthetic Arrow dataset (column meanings in docs/data.md); referring sentences
+    from phrasing pool ``phrasings`` (its own random stream: the expressions picked do not change)."""
     expressions = sample_expressions(scene.instances, np.random.default_rng([seed, index, 2]))
+    expressions = rephrase(expressions, split=phrasings, rng=np.random.default_rng([seed, index, 3]))
     return {
         "image": {"bytes": _png(scene.image, "RGB"), "path": None},
         "mask": {"bytes": _png(scene.mask.astype(np.uint8) * 255, "L"), "path": None},
@@ -142,6 +146,6 @@ def render_index(cfg: SyntheticConfig, seed: int, index: int, layout: str, out: 
     scene = compose_scene(cfg, scene_rng(seed, index))
     split = sample_split(seed, index, cfg.test_fraction)
     if layout == "arrow":
-        return arrow_row(scene, index=index, seed=seed, split=split)
+        return arrow_row(scene, index=index, seed=seed, split=split, phrasings=cfg.phrasings)
     writer = write_totaltext if layout == "totaltext" else write_textseg
     return {"id": writer(scene, out=out, index=index, split=split), "split": split}
