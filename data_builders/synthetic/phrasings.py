@@ -40,11 +40,11 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "largest": {
         "train": ("the largest word", "the biggest text", "the word in the largest letters"),
-        "heldout": ("the largest text", "the most prominent word"),
+        "heldout": ("the largest text", "the text with the biggest letters"),
     },
     "smallest": {
         "train": ("the smallest word", "the tiniest text", "the word in the smallest letters"),
-        "heldout": ("the smallest text", "the least prominent word"),
+        "heldout": ("the smallest text", "the text with the smallest letters"),
     },
     "plate": {
         "train": ("the text on the {slot} sign", "the word on the {slot} sign", "the {slot} sign's text"),
