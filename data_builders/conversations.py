@@ -21,7 +21,11 @@ from data_builders.synthetic.writers import decode_rle
 from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_answer
 from text4seg.core.config import Config
 from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask, word_regions
+from text4seg.core.reading import READING_MODES, SeenWord, noisy_reading, reading_context, with_reading
 from text4seg.core.templates import TemplateSet, get_template_set
+
+CONTENT_KINDS = ("content", "none_content")
+"""Synthetic referring kinds that name a word (``data_builders.synthetic.referring.KINDS``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +47,10 @@ class ConversationConfig(Config):
     grid_regions: bool = False
     """Synthetic rows: grid the words' regions (each instance mask's convex hull, the way real photos
     annotate words as polygons) instead of their strokes, so a small word still marks its cells."""
+    reading: str = "none"
+    """``text4seg.core.reading.READING_MODES``: "content" puts the words of the image, with their grid
+    cells, in the user turn of content referring rows ("the word 'OPEN'"), from the generator's truth
+    with reader-like noise; the model must then be asked the same way (``inference.json`` ``reading``)."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -58,6 +66,8 @@ class ConversationConfig(Config):
             raise ValueError(f"area_threshold {self.area_threshold} outside (0, 1]")
         if self.referring_label not in ("sentence", "target"):
             raise ValueError(f"referring_label {self.referring_label!r} not in ('sentence', 'target')")
+        if self.reading not in READING_MODES:
+            raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
         if self.max_referring < 0:
             raise ValueError(f"max_referring {self.max_referring} < 0")
 
@@ -86,9 +96,12 @@ class ConversationSample:
     source_id: str
 
 
-def _chat(templates: TemplateSet, task: str, target: str, answer: str, q_index: int) -> list[dict[str, str]]:
+def _chat(
+    templates: TemplateSet, task: str, target: str, answer: str, q_index: int, context: str = ""
+) -> list[dict[str, str]]:
+    question = templates.question(task, target, index=q_index)
     return [
-        {"role": "user", "content": templates.question(task, target, index=q_index)},
+        {"role": "user", "content": with_reading(question, context) if context else question},
         {"role": "assistant", "content": answer},
     ]
 
@@ -104,8 +117,10 @@ def segmentation_sample(
     cfg: ConversationConfig,
     templates: TemplateSet,
     rng: np.random.Generator,
+    words: Sequence[SeenWord] | None = None,
 ) -> ConversationSample:
-    """A segmentation sample from an HxW int index map (0 = background) and its label names."""
+    """A segmentation sample from an HxW int index map (0 = background) and its label names; with
+    ``words``, the user turn also lists them with their grid cells (``text4seg.core.reading``)."""
     side = cfg.grid_sizes[int(rng.integers(len(cfg.grid_sizes)))]
     grid_idx = grid_from_mask(
         index_map, grid_size=(side, side), rule=cfg.grid_rule, threshold=cfg.area_threshold
@@ -113,8 +128,9 @@ def segmentation_sample(
     grid = descriptor_from_index(np.asarray(grid_idx, np.int64), [BACKGROUND, *names])
     q_index, a_index = templates.sample_indices(task, rng)
     answer = format_answer(encode_rrle(grid), sentence=templates.answer_sentence(task, target, index=a_index))
+    context = "" if words is None else reading_context(words, image_size=index_map.shape, grid=(side, side))
     return ConversationSample(
-        image=image, messages=_chat(templates, task, target, answer, q_index), task=task, target=target,
+        image=image, messages=_chat(templates, task, target, answer, q_index, context), task=task, target=target,
         grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id,
     )  # fmt: skip
 
@@ -177,10 +193,12 @@ def _semantic_sample(
     )  # fmt: skip
 
 
-def _mask_sample(image, mask, *, task, target, label, source_id, cfg, templates, rng) -> ConversationSample:
+def _mask_sample(
+    image, mask, *, task, target, label, source_id, cfg, templates, rng, words=None
+) -> ConversationSample:
     return segmentation_sample(
         image, mask.astype(np.int64), [label], task=task, target=target, source_id=source_id,
-        cfg=cfg, templates=templates, rng=rng,
+        cfg=cfg, templates=templates, rng=rng, words=words,
     )  # fmt: skip
 
 
@@ -226,8 +244,14 @@ def conversations_from_synthetic(
             target_mask = np.logical_or.reduce(targets) if targets else np.zeros(mask.shape, bool)
         sentence = expr["sentence"]
         label = clean_label(sentence) if cfg.referring_label == "sentence" else cfg.scene_text_target
+        words = None
+        if cfg.reading == "content" and expr["kind"] in CONTENT_KINDS:
+            seen = [SeenWord(text=inst["text"], box=tuple(inst["box"])) for inst in row["instances"]]
+            words = noisy_reading(seen, rng)
         samples.append(
-            _mask_sample(image, target_mask, task="referring", target=sentence, label=label, **common)
+            _mask_sample(
+                image, target_mask, task="referring", target=sentence, label=label, words=words, **common
+            )
         )
     if cfg.describe:
         samples.append(
