@@ -88,8 +88,10 @@ def word_regions(instance_masks: Sequence[np.ndarray], shape: tuple[int, int]) -
 
     out = np.zeros(shape, bool)
     for mask in instance_masks:
-        if mask.any():
-            out |= convex_hull_image(mask)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size:  # the hull lies inside the word's bounding box: compute it there
+            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            out[box] |= convex_hull_image(mask[box])
     return out
 
 

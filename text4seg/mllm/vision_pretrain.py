@@ -123,8 +123,10 @@ class PatchGridData:
     ) -> None:
         import torch
 
+        from tqdm.auto import tqdm
+
         images, grids = [], []
-        for row in rows:
+        for row in tqdm(rows, desc="vision pretrain: images and grids"):
             image = row["image"].convert("RGB")
             mask = np.asarray(row["mask"]) > 127
             if regions:
@@ -132,7 +134,8 @@ class PatchGridData:
             images.append(image)
             grids.append(grid_from_mask(mask, grid_size=(grid, grid), rule=rule, threshold=threshold))
         chunks = []
-        for i in range(0, len(images), 64):
+        what = "pooled detector features" if pooled is not None else "pixels"
+        for i in tqdm(range(0, len(images), 64), desc=f"vision pretrain: {what}", unit="64 images"):
             pixels = processor.image_processor(images=images[i : i + 64], return_tensors="pt")["pixel_values"]
             if pooled is not None:
                 with torch.no_grad():
