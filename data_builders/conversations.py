@@ -8,6 +8,7 @@ per-image text prompts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,6 +25,8 @@ from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mas
 from text4seg.core.reading import READING_MODES, SeenWord, noisy_reading, reading_context, with_reading
 from text4seg.core.templates import TemplateSet, get_template_set
 
+CONFIG_NAME = "conversation_config.json"
+"""The ``ConversationConfig`` the rows were built with, saved next to them."""
 CONTENT_KINDS = ("content", "none_content")
 """Synthetic referring kinds that name a word (``data_builders.synthetic.referring.KINDS``)."""
 
@@ -384,6 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         samples = _record_samples(args, cfg, templates)
     dataset = save_conversations(samples, args.out)
+    # How the rows ask: a model trained on them must be asked the same way (full_train copies the
+    # reading mode into the checkpoint's inference.json).
+    (Path(args.out) / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     counts = {task: dataset["task"].count(task) for task in sorted(set(dataset["task"]))}
     print(f"wrote {len(dataset)} conversation samples to {args.out}: {counts}")
 

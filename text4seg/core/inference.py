@@ -17,6 +17,7 @@ from typing import Any
 
 from text4seg.core.config import Config
 from text4seg.core.masks import GRID_RULES
+from text4seg.core.reading import READING_MODES
 
 INFERENCE_FILE = "inference.json"
 """File name of the settings inside an MLLM checkpoint folder."""
@@ -48,6 +49,9 @@ class InferenceSettings(Config):
     """Test-time flips of the ST-SAM refiner ("h", "v"): the mask is the mean of the views' logits."""
     refiner_description: str = "none"
     """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
+    reading: str = "none"
+    """``text4seg.core.reading.READING_MODES``: "content" lists the words a reader finds, with their
+    grid cells, in the prompt of content queries ("the word 'OPEN'"), as the model was trained."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
@@ -69,6 +73,8 @@ class InferenceSettings(Config):
             raise ValueError(f"instance_labels {self.instance_labels} must be >= 0")
         if self.refiner_description not in DESCRIPTION_SOURCES:
             raise ValueError(f"refiner_description {self.refiner_description!r} not in {DESCRIPTION_SOURCES}")
+        if self.reading not in READING_MODES:
+            raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens {self.max_new_tokens} must be >= 1")
 

@@ -16,6 +16,7 @@ Output folder: ``model/`` (plain ``save_pretrained`` checkpoint + processor), ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_builders.conversations import CONFIG_NAME
 from text4seg.core.checkpoints import load_torch_checkpoint
 from text4seg.core.codec import BACKGROUND
 from text4seg.core.inference import InferenceSettings, load_inference_settings
@@ -181,6 +183,11 @@ class _Trainer:
         self.model, self.processor = loaded.model.to(self.device).train(), loaded.processor
         # The model answers as its source was taught to (grid, rule); saved with every checkpoint.
         self.settings = load_inference_settings(source) or InferenceSettings()
+        # The rows decide how content queries are asked; the checkpoint must be asked the same way.
+        conversation_config = Path(cfg.data) / CONFIG_NAME
+        if conversation_config.is_file():
+            reading = json.loads(conversation_config.read_text()).get("reading", "none")
+            self.settings = dataclasses.replace(self.settings, reading=reading)
         self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
