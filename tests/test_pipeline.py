@@ -257,3 +257,33 @@ def test_default_model_layout_is_loaded_with_its_inference_settings(tmp_path, ca
     flagged = Text4SegPipeline.from_pretrained(default_root=tmp_path, overrides={"grid": (8, 8)})
     assert flagged.config.grid == (8, 8)
     assert "grid (4, 6) from" in capsys.readouterr().err
+
+
+def test_content_queries_of_a_reading_model_get_the_words_read_in_the_prompt(monkeypatch):
+    """A model trained with ``reading: content`` is asked with the reader's words and their cells; its
+    other queries, and every query of a model without the setting, are asked exactly as before."""
+    import dataclasses
+
+    from PIL import ImageDraw, ImageFont
+
+    from text4seg.mllm import generate
+
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 160), "white")
+    font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=ImageFont.truetype(font_path, 48))
+    asked = []
+    real = generate.segment
+    monkeypatch.setattr(generate, "segment", lambda *a, **k: asked.append(k["context"]) or real(*a, **k))
+    saved = pipe.config
+    try:
+        pipe.config = dataclasses.replace(saved, reading="content")
+        result = pipe(np.asarray(image), "the word 'OPEN'")
+        pipe(np.asarray(image), "the red word")
+        pipe.config = dataclasses.replace(saved, reading="none")
+        pipe(np.asarray(image), "the word 'OPEN'")
+    finally:
+        pipe.config = saved
+    # 4x4 grid on 320x160: the word (x 170-290, y ~100-140) lies in the right half, bottom rows.
+    assert asked[0] == "Words read: 'OPEN' rows 3-4 columns 3-4.", asked[0]
+    assert "reading" in result.timings and asked[1:] == ["", ""]

@@ -22,7 +22,9 @@ import numpy as np
 
 from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
 from text4seg.app.refiners import REFINERS, Refiner, RefineRequest, RefinerParts, build_refiner
+from text4seg.backbone.reader import WordReader
 from text4seg.core.codec import BACKGROUND, encode_rrle
+from text4seg.core.expressions import expression_kinds
 from text4seg.core.inference import (
     INFERENCE_FILE,
     InferenceSettings,
@@ -33,6 +35,7 @@ from text4seg.core.io import as_rgb_array
 from text4seg.core.masks import upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
+from text4seg.core.reading import SeenWord, reading_context
 from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
 from text4seg.mllm import generate
@@ -168,6 +171,7 @@ class Text4SegPipeline:
         self.refiner  # noqa: B018 - builds the refiner once to fail early on a missing part
         # segment() keeps grammar masks here per (grid, labels), so repeated queries skip rebuilding them.
         self._grammar_cache: dict[tuple, Any] = {}
+        self._reader: WordReader | None = None  # built on the first content query of a reading model
 
     @property
     def refiner(self) -> Refiner:
@@ -236,7 +240,13 @@ class Text4SegPipeline:
         timings = {"load_image": time.perf_counter() - start}
         grid = tuple(grid) if grid is not None else self.config.grid
         parsed_query = interpret_query(query, task=task, referring_label=self.config.referring_label)
-        coarse, timings["mllm"], timings["parse"] = self._ask(array, parsed_query, grid, constrained, on_row)
+        t0 = time.perf_counter()
+        context = self._reading_context(array, parsed_query, grid)
+        if context:
+            timings["reading"] = time.perf_counter() - t0
+        coarse, timings["mllm"], timings["parse"] = self._ask(
+            array, parsed_query, grid, constrained, on_row, context=context
+        )
         grids = self._class_grids(coarse.grid, parsed_query)
         masks = {label: upsample_grid(g, size=array.shape[:2]) for label, g in grids.items()}
         t0 = time.perf_counter()
@@ -274,7 +284,19 @@ class Text4SegPipeline:
         extra = [f"{label} {i}" for label in query.labels for i in range(1, self.config.instance_labels + 1)]
         return [*query.labels, *extra]
 
-    def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row):
+    def _reading_context(self, image: np.ndarray, query: Query, grid) -> str:
+        """The words read in ``image`` with their cells, for a content query of a model trained with
+        them (``inference.json`` ``reading: content``); "" otherwise (the prompt is then unchanged)."""
+        if self.config.reading != "content" or query.task != "referring":
+            return ""
+        if "content" not in expression_kinds(query.target):
+            return ""
+        if self._reader is None:
+            self._reader = WordReader()
+        words = [SeenWord(text=w.text, box=w.box) for w in self._reader.read(image)]
+        return reading_context(words, image_size=image.shape[:2], grid=tuple(grid))
+
+    def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row, *, context: str = ""):
         labels = self._answer_labels(query)
         start = time.perf_counter()
         result = generate.segment(
@@ -290,6 +312,7 @@ class Text4SegPipeline:
             max_new_tokens=self.config.max_new_tokens,
             masks_cache=self._grammar_cache,
             on_row=on_row,
+            context=context,
         )
         # segment() times generation itself; the rest of the call is prompt building and parsing.
         return result, result.seconds, time.perf_counter() - start - result.seconds

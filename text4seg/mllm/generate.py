@@ -17,6 +17,7 @@ from text4seg.core.codec import BACKGROUND, SEG_OPEN
 from text4seg.core.inference import InferenceSettings
 from text4seg.core.masks import upsample_grid
 from text4seg.core.parser import Repair, parse_answer
+from text4seg.core.reading import with_reading
 from text4seg.core.templates import TemplateSet, build_inputs, get_template_set
 
 
@@ -120,6 +121,7 @@ def segment(
     max_new_tokens: int | None = None,
     masks_cache: dict | None = None,
     on_row: Callable[[RowUpdate], None] | None = None,
+    context: str = "",
 ) -> CoarseMaskResult:
     """Segment `query` in `image` (HWC uint8 array or PIL image) with the MLLM.
 
@@ -130,6 +132,8 @@ def segment(
     masks_cache: a dict the caller keeps across calls; grammar masks are stored in it per (grid, labels,
         sentence), so repeated queries skip rebuilding them.
     on_row: called with each `RowUpdate` as rows complete (streaming).
+    context: a line put after the image token's line (``text4seg.core.reading``: the words read), for a
+        model trained with it; "" leaves the prompt as the templates write it.
     """
     import torch
 
@@ -141,7 +145,9 @@ def segment(
     labels = list(labels) if labels is not None else query_labels(task, query)
     max_new_tokens = max_new_tokens or default_max_new_tokens(height, width)
     sentence = templates.answer_sentence(task, query) if answer_sentence == "template" else None
-    inputs = build_inputs(processor, image, templates.question(task, query)).to(model.device)
+    question = templates.question(task, query)
+    question = with_reading(question, context) if context else question
+    inputs = build_inputs(processor, image, question).to(model.device)
     processors = []
     if constrained:
         grammar = _grammar_processor(processor.tokenizer, grid, labels, sentence, max_new_tokens, masks_cache)
