@@ -13,6 +13,7 @@ needs at inference (grid, grid rule, ...) plus how the model was trained and wha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from text4seg.app.default_eval import evaluate_default, teacher_forced_gap
 from text4seg.app.default_model import DEFAULT_ROOT
 from text4seg.app.pipeline import Text4SegPipeline
-from text4seg.core.inference import InferenceSettings, save_inference_settings
+from text4seg.core.inference import InferenceSettings, load_inference_settings, save_inference_settings
 from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
 
 MAX_TOTAL_MB = 40.0
@@ -46,11 +47,21 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
+def packaged_settings(mllm: Path) -> InferenceSettings:
+    """What the packaged MLLM's ``inference.json`` says: the settings its training wrote (grid, rule,
+    reading) plus the refiner flips the package adds; ``DEFAULT_INFERENCE`` for a folder without them."""
+    trained = load_inference_settings(mllm)
+    if trained is None:
+        return DEFAULT_INFERENCE
+    return dataclasses.replace(trained, refiner_flips=DEFAULT_INFERENCE.refiner_flips)
+
+
 def copy_assets(
-    *, mllm: Path, refiner: Path, out: Path, settings: InferenceSettings = DEFAULT_INFERENCE
+    *, mllm: Path, refiner: Path, out: Path, settings: InferenceSettings | None = None
 ) -> dict[str, float]:
     """Replace ``out/mllm`` and ``out/refiner`` with the given model files and write the MLLM's
-    ``inference.json`` (``settings``); returns their sizes (MiB)."""
+    ``inference.json`` (``settings``, default :func:`packaged_settings`); returns their sizes (MiB)."""
+    settings = settings or packaged_settings(mllm)
     if not (mllm / "config.json").is_file():
         raise FileNotFoundError(f"{mllm} is not a save_pretrained folder (no config.json)")
     if not refiner.is_file():
