@@ -24,15 +24,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from data_builders.synthetic import load_synthetic
+from data_builders.synthetic.writers import decode_rle
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.app.refiners import RefineRequest
 from text4seg.core.codec import BACKGROUND
-from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.masks import grid_from_mask, upsample_grid, word_regions
 from text4seg.core.metrics import SceneTextMeter
 from text4seg.core.query import interpret_query
 
 SCENE_TEXT_QUERY = "text"
-METERS = ("coarse", "refined", "grid", "shuffled_grid", "oracle", "oracle_refined")
+METERS = ("coarse", "refined", "grid", "grid_regions", "shuffled_grid", "oracle", "oracle_refined")
 
 
 def _pred_grid(result) -> np.ndarray:
@@ -78,6 +79,12 @@ def evaluate_default(
         failures += int(result.parse_failed)
         grid = _pred_grid(result)
         meters["grid"].update(grid, gt_grid)
+        if rows[i].get("instance_masks") is not None:  # also against the words' regions (word polygons)
+            regions = word_regions([decode_rle(m) for m in rows[i]["instance_masks"]], gt.shape)
+            region_grid = grid_from_mask(
+                regions, grid_size=settings.grid, rule=settings.grid_rule, threshold=settings.grid_threshold
+            )
+            meters["grid_regions"].update(grid, region_grid)
         meters["coarse"].update(upsample_grid(grid, size=gt.shape), gt)
         meters["refined"].update(result.refined_masks[SCENE_TEXT_QUERY], gt)
         meters["oracle"].update(upsample_grid(gt_grid, size=gt.shape), gt)
@@ -105,6 +112,8 @@ def _report(meters: dict, *, count: int, failures: int, seconds: dict, wall: flo
         "seconds_per_image": {k: round(v / max(1, count), 4) for k, v in seconds.items()},
         "wall_seconds": round(wall, 1),
     }
+    if meters["grid_regions"].result().get("n", 0):
+        report["coarse"]["grid_IoU_regions"] = fg("grid_regions")["fgIoU"]
     if meters["shuffled_grid"].result().get("n", 0):
         report["coarse"]["shuffled_grid_IoU"] = fg("shuffled_grid")["fgIoU"]
     return report
