@@ -119,3 +119,10 @@ def test_reserved_labels_are_refused(bad):
 def test_ragged_grid_is_refused_with_numbers():
     with pytest.raises(ValueError, match="row 1 has 1 labels, row 0 has 2"):
         encode_rrle([["a", "b"], ["a"]])
+
+
+def test_format_answer_refuses_a_sentence_that_holds_the_block_markers():
+    assert format_answer("text *2", sentence="Sure:") == "Sure:\n<seg>text *2</seg>"
+    for sentence in ("the word '<seg>':", "it ends with </seg>"):
+        with pytest.raises(ValueError, match="contains '</?seg>'"):
+            format_answer("text *2", sentence=sentence)

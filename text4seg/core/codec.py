@@ -195,7 +195,13 @@ def decode_irle(block: str, *, width: int) -> Grid:
 
 
 def format_answer(block: str, *, sentence: str) -> str:
-    """Wrap a block as the assistant's answer: ``sentence + "\\n<seg>" + block + "</seg>"``."""
+    """Wrap a block as the assistant's answer: ``sentence + "\\n<seg>" + block + "</seg>"``.
+
+    A sentence holding ``<seg>`` or ``</seg>`` (an expression that quotes the markers) is refused: the
+    answer would hold two blocks, and the parser would read the wrong one."""
+    for marker in (SEG_OPEN, SEG_CLOSE):
+        if marker in sentence:
+            raise ValueError(f"answer sentence {sentence[:60]!r} contains {marker!r}")
     return f"{sentence}\n{SEG_OPEN}{block}{SEG_CLOSE}"
 
 
