@@ -122,7 +122,6 @@ class PatchGridData:
         self, *, rows, processor, grid: int, rule: str, threshold: float, regions: bool = False, pooled=None
     ) -> None:
         import torch
-
         from tqdm.auto import tqdm
 
         images, grids = [], []
