@@ -23,6 +23,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +47,9 @@ class BudgetSplit(Config):
     mllm: float = 0.5
     """Chat rows + MLLM training (training gets what is left of vision + mllm after the stages before it)."""
     refiner: float = 0.65
-    """Refiner training (in parallel with vision + MLLM)."""
+    """Refiner training (in parallel with vision + MLLM), both of its stages together."""
+    refiner_base: float = 0.3
+    """The stroke refiner, the first part of ``refiner`` (only with ``refiner_base_steps``)."""
     package: float = 0.15
     """Packaging and measuring on the selection split."""
 
@@ -54,6 +57,10 @@ class BudgetSplit(Config):
         for name, value in asdict(self).items():
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"split.{name} {value} outside (0, 1]")
+        if self.refiner_base >= self.refiner:
+            raise ValueError(
+                f"split.refiner_base {self.refiner_base} must be below split.refiner {self.refiner}"
+            )
         if self.data + max(self.vision + self.mllm, self.refiner) + self.package > 1.0 + 1e-9:
             raise ValueError("split: data + max(vision + mllm, refiner) + package exceeds the whole budget")
 
@@ -77,7 +84,12 @@ class BuildProfile(Config):
     mllm_steps: int = 2000
     """MLLM training schedule length."""
     refiner_steps: int = 1500
-    """Refiner training schedule length."""
+    """Schedule length of the text-backbone refiner."""
+    refiner_base_steps: int = 0
+    """With > 0: a stroke refiner (``configs/default/refiner_train.yaml``, no backbone) is trained
+    first for this many steps and grown into the text-backbone refiner
+    (``configs/default/refiner_warm_backbone.yaml``); 0: the text-backbone refiner from scratch
+    (``configs/default/refiner_train_backbone.yaml``)."""
     measure_images: int = 100
     """Selection-split images scored when packaging."""
     split: BudgetSplit = field(default_factory=BudgetSplit)
@@ -85,8 +97,11 @@ class BuildProfile(Config):
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name != "split" and value < 1:
-                raise ValueError(f"{name} {value} must be >= 1")
+            if name == "split":
+                continue
+            least = 0 if name == "refiner_base_steps" else 1
+            if value < least:
+                raise ValueError(f"{name} {value} must be >= {least}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,21 +187,58 @@ def mllm_commands(plan: Plan, *, mllm_minutes: float | None = None) -> list[tupl
     ]  # fmt: skip
 
 
-def refiner_command(plan: Plan) -> list[str]:
-    p = plan.profile
-    return _py("stsam_refiner.train", "--config", "configs/default/refiner_train_backbone.yaml",
-               "--data", str(plan.data / "corpus_train"), "--output-dir", str(plan.run / "refiner"),
-               "--steps", str(p.refiner_steps), "--minutes", str(plan.budget("refiner")),
-               "--threads", str(p.threads_per_trainer), "--device", plan.device)  # fmt: skip
+def refiner_commands(plan: Plan, *, last_minutes: float | None = None) -> list[tuple[str, list[str]]]:
+    """The refiner chain; its last stage trains for ``last_minutes`` (default: the refiner's share
+    less the stroke refiner's)."""
+    run, p = plan.run, plan.profile
+    common = ["--data", str(plan.data / "corpus_train"), "--threads", str(p.threads_per_trainer),
+              "--device", plan.device]  # fmt: skip
+    if not p.refiner_base_steps:
+        minutes = plan.budget("refiner") if last_minutes is None else last_minutes
+        return [("refiner_train", _py("stsam_refiner.train", "--config", "configs/default/refiner_train_backbone.yaml",
+                                      "--output-dir", str(run / "refiner"), "--steps", str(p.refiner_steps),
+                                      "--minutes", str(minutes), *common))]  # fmt: skip
+    base = run / "refiner_base"
+    minutes = plan.budget("refiner") - plan.budget("refiner_base") if last_minutes is None else last_minutes
+    return [
+        ("refiner_base", _py("stsam_refiner.train", "--config", "configs/default/refiner_train.yaml",
+                             "--output-dir", str(base), "--steps", str(p.refiner_base_steps),
+                             "--minutes", str(plan.budget("refiner_base")), *common)),
+        ("refiner_train", _py("stsam_refiner.train", "--config", "configs/default/refiner_warm_backbone.yaml",
+                              "--warm-start", str(base / "refiner.safetensors"), "--output-dir", str(run / "refiner"),
+                              "--steps", str(p.refiner_steps), "--minutes", str(round(minutes, 2)), *common)),
+    ]  # fmt: skip
+
+
+def refiner_chain(plan: Plan, started: float) -> None:
+    """The refiner's stages one after another (log ``RUN/refiner.log``); the last one gets what the
+    refiner's share has left."""
+    commands = refiner_commands(plan)
+    for name, command in commands[:-1]:
+        _stage(plan, name, command, log=plan.run / "refiner.log")
+    spent = (time.time() - started) / 60
+    left = max(MIN_TRAIN_MINUTES, round(plan.budget("refiner") - spent, 2))
+    name, command = refiner_commands(plan, last_minutes=left)[-1]
+    _stage(plan, name, command, log=plan.run / "refiner.log")
 
 
 def train_stage(plan: Plan) -> None:
-    """The refiner in a background process while the MLLM stages run one after another."""
-    log = plan.run / "refiner.log"
+    """The refiner chain in a background thread while the MLLM stages run one after another."""
     start = time.time()
-    print(f"[{time.strftime('%H:%M:%S')}] == refiner (background, log {log})", flush=True)
-    with open(log, "a", encoding="utf-8") as handle:
-        refiner = subprocess.Popen(refiner_command(plan), stdout=handle, stderr=subprocess.STDOUT)
+    failures: list[BaseException] = []
+
+    def refiners() -> None:
+        try:
+            refiner_chain(plan, start)
+        except BaseException as error:  # reported after the MLLM chain, which keeps going
+            failures.append(error)
+
+    print(
+        f"[{time.strftime('%H:%M:%S')}] == refiner chain (background, log {plan.run / 'refiner.log'})",
+        flush=True,
+    )
+    background = threading.Thread(target=refiners, name="refiner-chain")
+    background.start()
     try:
         for name, command in mllm_commands(plan)[:-1]:
             _stage(plan, name, command, log=plan.run / "mllm.log")
@@ -197,13 +249,9 @@ def train_stage(plan: Plan) -> None:
         name, command = mllm_commands(plan, mllm_minutes=left)[-1]
         _stage(plan, name, command, log=plan.run / "mllm.log")
     finally:
-        code = refiner.wait()
-    record = {"stage": "refiner_train", "seconds": round(time.time() - start, 1),
-              "command": " ".join(refiner_command(plan)) + " (in parallel with the MLLM stages)"}  # fmt: skip
-    with open(plan.run / "stages.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-    if code:
-        raise RuntimeError(f"refiner training failed (exit {code}); see {log}")
+        background.join()
+    if failures:
+        raise RuntimeError(f"refiner training failed; see {plan.run / 'refiner.log'}") from failures[0]
 
 
 def package_stage(plan: Plan) -> None:
