@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from text4seg.app.cli import main as cli_main
-from text4seg.app.default_package import DEFAULT_INFERENCE, copy_assets, write_manifest
+from text4seg.app.default_package import DEFAULT_INFERENCE, copy_assets, packaged_settings, write_manifest
 from text4seg.core.inference import load_inference_settings
 from text4seg.mllm.full_train import (
     FullTrainConfig,
@@ -244,6 +244,12 @@ def test_copy_assets_enforces_the_size_limit(tiny_base, tmp_path):
     manifest = write_manifest(tmp_path / "assets", sizes=sizes, metrics={"n_images": 0}, training={})
     assert manifest["refiner_file"] == "refiner.safetensors"
     assert load_inference_settings(tmp_path / "assets" / "mllm") == DEFAULT_INFERENCE
+    # flips chosen for the package replace the trained ones; the rest of the settings stay
+    chosen = packaged_settings(Path(tiny_base), ["h"])
+    copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "flipped", settings=chosen)
+    written = load_inference_settings(tmp_path / "flipped" / "mllm")
+    assert written.refiner_flips == ("h",) and written.grid == DEFAULT_INFERENCE.grid
+    assert packaged_settings(Path(tiny_base), []).refiner_flips == ()
     refiner.write_bytes(b"x" * (41 * 2**20))
     with pytest.raises(ValueError, match="MB > 40.0 MB"):
         copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets2")

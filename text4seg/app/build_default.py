@@ -92,12 +92,14 @@ class BuildProfile(Config):
     (``configs/default/refiner_train_backbone.yaml``)."""
     measure_images: int = 100
     """Selection-split images scored when packaging."""
+    refiner_flips: tuple[str, ...] = ()
+    """The packaged refiner's test-time flips (``h``, ``v``), chosen on the selection split."""
     split: BudgetSplit = field(default_factory=BudgetSplit)
     """Stage budgets."""
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name == "split":
+            if name in ("split", "refiner_flips"):
                 continue
             least = 0 if name == "refiner_base_steps" else 1
             if value < least:
@@ -272,7 +274,7 @@ def package_stage(plan: Plan) -> None:
                                 "--limit", str(plan.profile.measure_images),
                                 "--stages", str(plan.run / "stages.jsonl"),
                                 "--training", str(plan.run / "training.json"), "--out", str(plan.out),
-                                "--device", plan.device))  # fmt: skip
+                                "--device", plan.device, "--refiner-flips", *plan.profile.refiner_flips))  # fmt: skip
 
 
 def build(plan: Plan) -> None:

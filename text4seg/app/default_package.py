@@ -13,8 +13,10 @@ needs at inference (grid, grid rule, ...) plus how the model was trained and wha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from text4seg.app.default_eval import evaluate_default, teacher_forced_gap
@@ -46,12 +48,14 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def packaged_settings(mllm: Path) -> InferenceSettings:
+def packaged_settings(mllm: Path, refiner_flips: Sequence[str] | None = None) -> InferenceSettings:
     """What the packaged MLLM's ``inference.json`` says: the settings its training wrote (grid, rule,
-    reading; no refiner flips: on the text-backbone refiner they cost 3x its time and did not help,
-    refined fgIoU 0.143 with h+v vs 0.147 without on 40 corpus_test images); ``DEFAULT_INFERENCE``
-    (the CLIP-era build's settings) for a folder without them."""
-    return load_inference_settings(mllm) or DEFAULT_INFERENCE
+    reading), ``DEFAULT_INFERENCE`` (the CLIP-era build's settings) for a folder without them; with
+    ``refiner_flips``, the refiner's test-time flips chosen for this package (on the selection split)."""
+    settings = load_inference_settings(mllm) or DEFAULT_INFERENCE
+    if refiner_flips is None:
+        return settings
+    return dataclasses.replace(settings, refiner_flips=tuple(refiner_flips))
 
 
 def copy_assets(
@@ -141,7 +145,8 @@ def write_manifest(
 
 def package(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out)
+    settings = packaged_settings(Path(args.mllm), args.refiner_flips)
+    sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out, settings=settings)
     metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads, device=args.device)
     metrics["device"] = args.device
     # Always on the CPU: tests regenerate these images and re-score them here.
@@ -181,6 +186,10 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument(
         "--val-config", default="configs/data/synthetic_eval.yaml", help="generator config of --val-data"
     )
+    pack.add_argument(
+        "--refiner-flips", nargs="*", choices=("h", "v"),
+        help="the refiner's test-time flips for inference.json (default: what the MLLM's training wrote)",
+    )  # fmt: skip
     pack.add_argument("--out", default=str(DEFAULT_ROOT))
     pack.add_argument("--threads", type=int, default=1)
     pack.add_argument(
