@@ -15,7 +15,7 @@ from text4seg.core.inference import load_inference_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["train_images=48", "select_images=6", "test_images=6", "vision_steps=3", "mllm_steps=3",
-        "refiner_steps=3", "refiner_base_steps=2", "measure_images=4"]  # fmt: skip
+        "mllm_continue_steps=5", "refiner_steps=3", "refiner_base_steps=2", "measure_images=4"]  # fmt: skip
 
 
 def test_budget_split_must_fit_the_whole_budget():
@@ -35,11 +35,27 @@ def test_the_device_and_the_corpus_assets_reach_every_stage(tmp_path, monkeypatc
     build_default.data_stage(plan)
     assert len(ran) == 3 and all(c[-2:] == ["--assets-dir", "gpu_job/assets"] for c in ran)
     trainers = [c for _, c in build_default.mllm_commands(plan) if "--steps" in c]
+    trainers += [c for _, c in build_default.mllm_trainers(plan, 1.5)]
     refiners = [c for _, c in build_default.refiner_commands(plan)]
     for command in [*trainers, *refiners]:
         assert command[command.index("--device") + 1] == "cuda", command
-    ((_, last),) = build_default.mllm_commands(plan, mllm_minutes=1.5)[-1:]
-    assert last[last.index("--minutes") + 1] == "1.5"
+    assert trainers[-1][trainers[-1].index("--minutes") + 1] == "1.5"
+
+
+def test_a_continued_mllm_run_shares_the_training_minutes_by_steps(tmp_path):
+    profile = BuildConfig.from_dict({"cpu": {"mllm_steps": 3000, "mllm_continue_steps": 6000}}).cpu
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=60,
+                              profile=profile)  # fmt: skip
+    (first, train), (second, resume) = build_default.mllm_trainers(plan, 40.0)
+    assert (first, second) == ("mllm_train", "mllm_continue")
+    assert train[train.index("--minutes") + 1] == resume[resume.index("--minutes") + 1] == "20.0"
+    assert (
+        resume[resume.index("--steps") + 1] == "6000"
+        and "configs/default/mllm_continue_backbone.yaml" in resume
+    )
+    assert (
+        train[train.index("--output-dir") + 1] == resume[resume.index("--output-dir") + 1]
+    )  # resumed in place
 
 
 @pytest.mark.slow
@@ -66,7 +82,7 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
     ]
     # the refiner chain runs beside the MLLM chain: its record lands wherever it finishes
     mllm_chain = ["data_train", "data_select", "data_test", "base", "vision_pretrain", "conversations",
-                  "mllm_train", "package"]  # fmt: skip
+                  "mllm_train", "mllm_continue", "package"]  # fmt: skip
     assert [s for s in stages if not s.startswith("refiner")] == mllm_chain
     assert [s for s in stages if s.startswith("refiner")] == ["refiner_base", "refiner_train"]
     pkg = tmp_path / "pkg"

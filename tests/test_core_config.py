@@ -133,6 +133,7 @@ YAML_CLASSES = {
     "default/mllm.yaml": TinyMllmConfig,
     "default/mllm_backbone.yaml": TinyMllmConfig,
     "default/mllm_train_backbone.yaml": FullTrainConfig,
+    "default/mllm_continue_backbone.yaml": FullTrainConfig,
     "default/mllm_train.yaml": FullTrainConfig,
     "default/mllm_continue.yaml": FullTrainConfig,
     "default/refiner_train.yaml": RefinerTrainConfig,

@@ -83,6 +83,9 @@ class BuildProfile(Config):
     """Vision pretraining schedule length."""
     mllm_steps: int = 2000
     """MLLM training schedule length."""
+    mllm_continue_steps: int = 0
+    """With more than ``mllm_steps``: the MLLM run is resumed to this many steps under
+    ``configs/default/mllm_continue_backbone.yaml`` (0: no continuation)."""
     refiner_steps: int = 1500
     """Schedule length of the text-backbone refiner."""
     refiner_base_steps: int = 0
@@ -101,9 +104,13 @@ class BuildProfile(Config):
         for name, value in asdict(self).items():
             if name in ("split", "refiner_flips"):
                 continue
-            least = 0 if name == "refiner_base_steps" else 1
+            least = 0 if name in ("refiner_base_steps", "mllm_continue_steps") else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
+        if 0 < self.mllm_continue_steps <= self.mllm_steps:
+            raise ValueError(
+                f"mllm_continue_steps {self.mllm_continue_steps} must exceed mllm_steps {self.mllm_steps} (or be 0)"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,10 +173,9 @@ def data_stage(plan: Plan) -> None:
                                           "--workers", workers, *assets))  # fmt: skip
 
 
-def mllm_commands(plan: Plan, *, mllm_minutes: float | None = None) -> list[tuple[str, list[str]]]:
-    """The MLLM chain; the last stage trains for ``mllm_minutes`` (default: its share of the budget)."""
+def mllm_commands(plan: Plan) -> list[tuple[str, list[str]]]:
+    """The MLLM chain up to its training: base checkpoint, vision pretraining, chat rows."""
     run, data, p = plan.run, plan.data, plan.profile
-    minutes = plan.budget("mllm") if mllm_minutes is None else mllm_minutes
     return [
         ("base", _py("text4seg.app.default_package", "base", "--config", "configs/default/mllm_backbone.yaml",
                      "--out", str(run / "base"))),
@@ -180,13 +186,24 @@ def mllm_commands(plan: Plan, *, mllm_minutes: float | None = None) -> list[tupl
         ("conversations", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
                               "--out", str(data / "conv_train"), "--config", "configs/default/conversations.yaml",
                               "--seed", "0")),
-        ("mllm_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_train_backbone.yaml",
-                           "--model-path", str(run / "vision" / "model"),
-                           "--head-path", str(run / "vision" / "patch_head.safetensors"),
-                           "--data", str(data / "conv_train"), "--output-dir", str(run / "mllm"),
-                           "--steps", str(p.mllm_steps), "--minutes", str(minutes),
-                           "--device", plan.device)),
     ]  # fmt: skip
+
+
+def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
+    """MLLM training, then (with ``mllm_continue_steps``) the same run resumed under the longer
+    schedule of ``configs/default/mllm_continue_backbone.yaml``; ``minutes`` is shared by steps."""
+    run, data, p = plan.run, plan.data, plan.profile
+    total = max(p.mllm_steps, p.mllm_continue_steps)
+    common = ["--model-path", str(run / "vision" / "model"), "--head-path", str(run / "vision" / "patch_head.safetensors"),
+              "--data", str(data / "conv_train"), "--output-dir", str(run / "mllm"), "--device", plan.device]  # fmt: skip
+    stages = [("mllm_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_train_backbone.yaml",
+                                 "--steps", str(p.mllm_steps),
+                                 "--minutes", str(round(minutes * p.mllm_steps / total, 2)), *common))]  # fmt: skip
+    if p.mllm_continue_steps > p.mllm_steps:
+        share = round(minutes * (p.mllm_continue_steps - p.mllm_steps) / total, 2)
+        stages.append(("mllm_continue", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_continue_backbone.yaml",
+                                            "--steps", str(p.mllm_continue_steps), "--minutes", str(share), *common)))  # fmt: skip
+    return stages
 
 
 def refiner_commands(plan: Plan, *, last_minutes: float | None = None) -> list[tuple[str, list[str]]]:
@@ -242,14 +259,14 @@ def train_stage(plan: Plan) -> None:
     background = threading.Thread(target=refiners, name="refiner-chain")
     background.start()
     try:
-        for name, command in mllm_commands(plan)[:-1]:
+        for name, command in mllm_commands(plan):
             _stage(plan, name, command, log=plan.run / "mllm.log")
         # MLLM training gets what the chain's share has left after base, vision pretraining and chat rows
         # (their time scales with the corpus), so the chain ends with its share, as the refiner does.
         spent = (time.time() - start) / 60
         left = max(MIN_TRAIN_MINUTES, round(plan.budget("vision") + plan.budget("mllm") - spent, 2))
-        name, command = mllm_commands(plan, mllm_minutes=left)[-1]
-        _stage(plan, name, command, log=plan.run / "mllm.log")
+        for name, command in mllm_trainers(plan, left):
+            _stage(plan, name, command, log=plan.run / "mllm.log")
     finally:
         background.join()
     if failures:
