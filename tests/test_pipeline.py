@@ -287,3 +287,30 @@ def test_content_queries_of_a_reading_model_get_the_words_read_in_the_prompt(mon
     # 4x4 grid on 320x160: the word (x 170-290, y ~100-140) lies in the right half, bottom rows.
     assert asked[0] == "Words read: 'OPEN' rows 3-4 columns 3-4.", asked[0]
     assert "reading" in result.timings and asked[1:] == ["", ""]
+
+
+def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):
+    import stsam_refiner.zoom as zoom
+
+    ckpt = tiny_checkpoints()
+    grid = [["text", "others", "others", "others"]] + [["others"] * 4] * 3
+    monkeypatch.setattr(
+        "text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, ["others", "text"])
+    )
+    calls, real = [], zoom.refine_zoomed
+
+    def spy(*args, **kw):
+        calls.append(kw["coarse"].sum())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(zoom, "refine_zoomed", spy)
+    image = random_image(400, 400)  # larger than the tiny refiner's view: zoom cuts a window
+    masks = {}
+    for setting in (True, False):
+        pipe = Text4SegPipeline.from_pretrained(
+            model=ckpt.mllm, refiner=ckpt.refiner, config=PipelineConfig(grid=(4, 4), refiner_zoom=setting)
+        )
+        masks[setting] = pipe(image, "text").refined_masks["text"]
+    assert calls == [1]  # only the zoomed pipeline went through refine_zoomed
+    assert not masks[True][200:, :].any()  # outside the window around the top-left cell
+    assert PipelineConfig().refiner_zoom  # on unless a checkpoint's inference.json turns it off

@@ -49,6 +49,7 @@ def _oracle_refined(pipeline: Text4SegPipeline, image: np.ndarray, gt_grid: np.n
         grids={SCENE_TEXT_QUERY: gt_grid},
         query=interpret_query(SCENE_TEXT_QUERY, task="scene_text"),
         flips=pipeline.config.refiner_flips,
+        zoom=pipeline.config.refiner_zoom,
     )
     return pipeline.refiner.refine(request)[SCENE_TEXT_QUERY]
 

@@ -259,6 +259,7 @@ class Text4SegPipeline:
                 query=parsed_query,
                 description=self._description(array, parsed_query),
                 flips=self.config.refiner_flips,
+                zoom=self.config.refiner_zoom,
             )
             refined.update(self.refiner.refine(request))
         timings["refine"] = time.perf_counter() - t0

@@ -6,7 +6,8 @@ the description and the flips) and returns {label: H×W bool}. ``REFINERS`` maps
 the pipeline calls it once, at construction, so a missing part is an error then, not mid-batch.
 
 - ``none``: the coarse masks as they are;
-- ``stsam``: the ST-SAM refiner, once per class, with the class's grid as the dense mask prompt;
+- ``stsam``: the ST-SAM refiner, once per class, with the class's grid as the dense mask prompt
+  (with ``zoom``: once per window of a large photo);
 - ``tspp``, ``grid``, ``random``, ``text4seg``: SAM-MI sparse points through
   ``stsam_refiner.points.refiner.PointRefiner`` (one set of SAM masks merged into every class).
 """
@@ -38,6 +39,8 @@ class RefineRequest:
     """Text for the refiner's description prompt, or None."""
     flips: tuple[str, ...] = ()
     """Test-time flips ("h", "v") for refiners that support them."""
+    zoom: bool = False
+    """Refine a photo larger than the refiner's view window by window (``stsam_refiner.zoom``)."""
 
 
 class Refiner(Protocol):
@@ -82,11 +85,12 @@ class StsamRefiner:
     def refine(self, request: RefineRequest) -> dict[str, np.ndarray]:
         import torch  # lazy: torch is only needed once a refiner runs
 
-        from stsam_refiner.predict import refine_image  # lazy: pulls segment-anything and torch
+        from stsam_refiner import predict, zoom  # lazy: pulls segment-anything and torch
 
+        refine = zoom.refine_zoomed if request.zoom else predict.refine_image
         with torch.no_grad():
             return {
-                label: refine_image(
+                label: refine(
                     self.model,
                     request.image,
                     coarse=grid,

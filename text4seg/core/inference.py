@@ -3,7 +3,7 @@
 Every MLLM checkpoint folder holds ``inference.json`` (written at save time, beside transformers'
 ``generation_config.json``) with an :class:`InferenceSettings`: the descriptor grid the model
 answers with, the rule its training grids were made by, the chat template set, how referring
-answers are labelled and the refiner's test-time flips. Commands read it and say so; a flag
+answers are labelled and how the refiner is run (test-time flips, zoom). Commands read it and say so; a flag
 overrides a field visibly (:func:`describe_overrides`). A folder without the file (an official
 LLaVA, an old checkpoint) gets the defaults below, and the commands say that too.
 """
@@ -47,6 +47,9 @@ class InferenceSettings(Config):
     """Also allow instance labels "<label> 1" … "<label> N" in answers (0: class labels only)."""
     refiner_flips: tuple[str, ...] = ()
     """Test-time flips of the ST-SAM refiner ("h", "v"): the mask is the mean of the views' logits."""
+    refiner_zoom: bool = True
+    """Refine a photo larger than the refiner's view window by window, one window per group of coarse
+    cells at the photo's own resolution (``stsam_refiner.zoom``), instead of shrinking it whole."""
     refiner_description: str = "none"
     """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
     reading: str = "none"

@@ -16,7 +16,7 @@ from text4seg.core.codec import BACKGROUND, Grid, validate_grid
 GRID_RULES = ("nearest", "area")
 
 
-def _cell_edges(size: int, cells: int) -> np.ndarray:
+def cell_edges(size: int, cells: int) -> np.ndarray:
     """Pixel boundaries of ``cells`` equal cells over ``size`` pixels (length cells + 1).
 
     Edge k is ceil(k·size/cells), so pixel y lies in cell floor(y·cells/size), the same cell that
@@ -62,7 +62,7 @@ def grid_from_mask(
 
 def _area_grid(mask: np.ndarray, gh: int, gw: int, threshold: float) -> np.ndarray:
     h, w = mask.shape
-    ys, xs = _cell_edges(h, gh), _cell_edges(w, gw)
+    ys, xs = cell_edges(h, gh), cell_edges(w, gw)
     out = np.zeros((gh, gw), dtype=mask.dtype)
     for i in range(gh):
         for j in range(gw):
