@@ -55,13 +55,14 @@ def tiny_checkpoints() -> TinyCheckpoints:
 
 
 @functools.lru_cache(maxsize=1)
-def tiny_pipeline():
-    """A loaded pipeline on the tiny checkpoints (no text-prompt refiner), 4×4 grid for speed."""
+def tiny_pipeline(**settings):
+    """A loaded pipeline on the tiny checkpoints (no text-prompt refiner), 4×4 grid for speed;
+    ``settings`` override other ``PipelineConfig`` fields."""
     from text4seg.app.pipeline import PipelineConfig, Text4SegPipeline
 
     ckpt = tiny_checkpoints()
     return Text4SegPipeline.from_pretrained(
-        model=ckpt.mllm, refiner=ckpt.refiner, config=PipelineConfig(grid=(4, 4))
+        model=ckpt.mllm, refiner=ckpt.refiner, config=PipelineConfig(grid=(4, 4), **settings)
     )
 
 

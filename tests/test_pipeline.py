@@ -162,7 +162,8 @@ def test_multi_class_refines_per_class_and_skips_empty_ones(monkeypatch, refine_
     monkeypatch.setattr(
         "text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, ["others", "person"])
     )
-    result = tiny_pipeline()(random_image(64, 96), "person|car")
+    # refine_image once per class: without zoom, which would cut each class into windows
+    result = tiny_pipeline(refiner_zoom=False)(random_image(64, 96), "person|car")
     assert result.task == "semantic" and result.labels == ["person"]
     assert refine_calls == [(2, None)]  # one call, for person only
     assert result.refined_labels == ["person"]
@@ -184,7 +185,7 @@ def test_instance_answers_give_instance_masks_and_a_class_union(monkeypatch, ref
     grid = [["text 1", "others", "others", "text 2"]] + [["others"] * 4] * 3
     labels = ["others", "text 1", "text 2"]
     monkeypatch.setattr("text4seg.mllm.generate.segment", lambda *a, **k: _fake_answer(grid, labels))
-    result = tiny_pipeline()(random_image(40, 40), "text")
+    result = tiny_pipeline(refiner_zoom=False)(random_image(40, 40), "text")
     assert set(result.instances) == {"text 1", "text 2"}
     assert result.coarse_masks["text"].sum() == 2 * 10 * 10  # union of the two instances
     assert sorted(area for area, _ in refine_calls) == [1, 1, 2]

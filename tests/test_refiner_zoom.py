@@ -7,7 +7,7 @@ from refiner_support import small_refiner_config, text_encoder
 
 from stsam_refiner.build import build_refiner
 from stsam_refiner.predict import refine_image
-from stsam_refiner.zoom import Window, refine_zoomed, view_side, zoom_windows
+from stsam_refiner.zoom import Window, refine_zoomed, view_side, window_side, zoom_windows
 
 torch.set_num_threads(1)
 
@@ -45,14 +45,22 @@ def model():
     return model.eval()
 
 
-def test_a_photo_within_the_view_is_refined_whole(model):
+def test_window_side_zooms_twice_on_small_photos_and_to_native_pixels_on_large_ones(model):
     assert view_side(model) == 128
+    assert window_side(model, (96, 128)) == 64  # half the photo: seen twice as large
+    assert window_side(model, (300, 600)) == 128  # the view's side: the photo's own pixels
+    assert window_side(model, (20, 20)) == 16
+
+
+def test_a_grid_covering_the_photo_is_refined_whole_and_an_empty_grid_is_not_cut(model):
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
-    grid = np.zeros((8, 8), bool)
-    grid[2:4, 1:5] = True
+    grid = np.ones((8, 8), bool)
     whole = refine_image(model, image, coarse=grid, flips=("h",))
-    zoomed = refine_zoomed(model, image, coarse=grid, flips=("h",))
-    np.testing.assert_array_equal(zoomed.logits, whole.logits)
+    np.testing.assert_array_equal(refine_zoomed(model, image, coarse=grid, flips=("h",)).logits, whole.logits)
+    empty = np.zeros((8, 8), bool)
+    np.testing.assert_array_equal(
+        refine_zoomed(model, image, coarse=empty).logits, refine_image(model, image, coarse=empty).logits
+    )
 
 
 def test_a_large_photo_is_refined_per_window_at_its_own_resolution(model):

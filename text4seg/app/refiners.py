@@ -7,7 +7,7 @@ the pipeline calls it once, at construction, so a missing part is an error then,
 
 - ``none``: the coarse masks as they are;
 - ``stsam``: the ST-SAM refiner, once per class, with the class's grid as the dense mask prompt
-  (with ``zoom``: once per window of a large photo);
+  (with ``zoom``: once per window around each group of cells);
 - ``tspp``, ``grid``, ``random``, ``text4seg``: SAM-MI sparse points through
   ``stsam_refiner.points.refiner.PointRefiner`` (one set of SAM masks merged into every class).
 """
@@ -40,7 +40,7 @@ class RefineRequest:
     flips: tuple[str, ...] = ()
     """Test-time flips ("h", "v") for refiners that support them."""
     zoom: bool = False
-    """Refine a photo larger than the refiner's view window by window (``stsam_refiner.zoom``)."""
+    """Refine each group of coarse cells in its own zoomed window (``stsam_refiner.zoom``)."""
 
 
 class Refiner(Protocol):

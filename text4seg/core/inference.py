@@ -48,8 +48,9 @@ class InferenceSettings(Config):
     refiner_flips: tuple[str, ...] = ()
     """Test-time flips of the ST-SAM refiner ("h", "v"): the mask is the mean of the views' logits."""
     refiner_zoom: bool = True
-    """Refine a photo larger than the refiner's view window by window, one window per group of coarse
-    cells at the photo's own resolution (``stsam_refiner.zoom``), instead of shrinking it whole."""
+    """Refine each group of coarse cells in its own window, seen at least twice as large as in the
+    whole-photo view and up to the photo's own pixels (``stsam_refiner.zoom``), instead of refining
+    the photo shrunk whole."""
     refiner_description: str = "none"
     """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
     reading: str = "none"
