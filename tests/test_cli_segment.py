@@ -112,3 +112,32 @@ def test_point_refinement_modes_are_wired_through_the_cli(tmp_path, capsys, monk
     record = json.loads((tmp_path / "out" / "img.json").read_text())
     assert calls == [("grid", ["text"])] and record["refined_labels"] == ["text"]
     assert (tmp_path / "out" / "img.mask.png").is_file()
+
+
+def test_no_zoom_flag_turns_the_windowed_refinement_off_and_says_so(tmp_path, capsys, monkeypatch):
+    import stsam_refiner.zoom as zoom
+    from text4seg.mllm.generate import CoarseMaskResult
+
+    grid = [["text", "others", "others", "others"]] + [["others"] * 4] * 3
+    answer = CoarseMaskResult(
+        text="<seg>…</seg>",
+        grid=grid,
+        labels=["others", "text"],
+        repairs=[],
+        masks={},
+        num_tokens=1,
+        seconds=0.01,
+    )
+    monkeypatch.setattr("text4seg.mllm.generate.segment", lambda *a, **k: answer)
+    calls, real = [], zoom.refine_zoomed
+    monkeypatch.setattr(zoom, "refine_zoomed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    Image.fromarray(random_image(64, 64, 3)).save(tmp_path / "img.png")
+    for flag, zoomed in (((), True), (("--no-zoom",), False)):
+        calls.clear()
+        code = main(["segment", str(tmp_path / "img.png"), "--query", "text", "--out", str(tmp_path / "out"),
+                     *_model_args(*flag)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert json.loads((tmp_path / "out" / "img.json").read_text())["refined_labels"] == ["text"]
+        assert calls == ([1] if zoomed else [])
+        assert ("refiner_zoom True" in err and "-> False (flag)" in err) == (not zoomed)

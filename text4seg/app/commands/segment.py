@@ -32,6 +32,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sam-checkpoint", help="official SAM state_dict for a refiner trained on frozen SAM")
     group.add_argument("--grid", type=grid_size, default=None, help="descriptor grid, e.g. 16 or 16x24")
     group.add_argument("--no-refine", action="store_true", help="coarse masks only (no refiner)")
+    group.add_argument(
+        "--no-zoom", action="store_true", help="refine each class shrunk whole, not in zoomed windows"
+    )
     group.add_argument("--unconstrained", action="store_true", help="decode without the R-RLE grammar")
     group.add_argument("--task", choices=("scene_text", "referring", "semantic"), help="force the task")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -47,8 +50,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def pipeline_from_args(args: argparse.Namespace):
     """Load the pipeline the model options ask for (``--no-refine`` skips loading the refiner).
 
-    Settings come from the MLLM folder's ``inference.json``; ``--grid`` and ``--refine-mode``
-    override them, and the pipeline says so on stderr.
+    Settings come from the MLLM folder's ``inference.json``; ``--grid``, ``--refine-mode`` and
+    ``--no-zoom`` override them, and the pipeline says so on stderr.
     """
     from text4seg.app.pipeline import Text4SegPipeline  # lazy: pulls torch and transformers
 
@@ -66,7 +69,7 @@ def pipeline_from_args(args: argparse.Namespace):
         model=args.model,
         refiner="none" if args.no_refine else args.refiner,
         sam_checkpoint=args.sam_checkpoint,
-        overrides={"grid": args.grid, "refine_mode": mode},
+        overrides={"grid": args.grid, "refine_mode": mode, "refiner_zoom": False if args.no_zoom else None},
         points=points,
     )
 
