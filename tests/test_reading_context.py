@@ -62,3 +62,85 @@ def test_content_referring_rows_get_the_context_and_other_rows_do_not(tmp_path):
     assert seen["content"] and seen["other"]
     with pytest.raises(ValueError, match="reading 'all'"):
         ConversationConfig(reading="all")
+
+
+def test_runs_style_says_each_words_rows_as_the_answer_would_write_them():
+    words = [
+        SeenWord(text="OPEN", box=(10, 20, 39.5, 29)),  # row 3, columns 2-4
+        SeenWord(text="GARDEN", box=(5, 35, 60, 58)),  # rows 4-6, columns 1-6
+        SeenWord(text="EXIT", box=(70, 60, 80, 79)),  # rows 7-8, column 8
+    ]
+    context = reading_context(words, image_size=(80, 80), grid=(8, 8), style="runs")
+    assert context == (
+        "Words read: 'OPEN' row 3: others *1| word *3| others *4; 'GARDEN' rows 4-6: word *6| others *2; "
+        "'EXIT' rows 7-8: others *7| word *1."
+    )
+    # The threshold is the grid rule's. 1 px into column 4 and row 3 is 10 % of an edge cell and 1 %
+    # of the corner cell: at 5 % the corner is left out and the rows differ, at 20 % both edges are.
+    corner = [SeenWord(text="BIG", box=(0, 0, 31, 21))]
+    assert reading_context(corner, image_size=(80, 80), grid=(8, 8), style="runs", threshold=0.05) == (
+        "Words read: 'BIG' rows 1-2: word *4| others *4, row 3: word *3| others *5."
+    )
+    assert reading_context(corner, image_size=(80, 80), grid=(8, 8), style="runs", threshold=0.2) == (
+        "Words read: 'BIG' rows 1-2: word *3| others *5."
+    )
+    assert reading_context(corner, image_size=(80, 80), grid=(8, 8), style="runs", threshold=0.01) == (
+        "Words read: 'BIG' rows 1-3: word *4| others *4."
+    )
+    # A word too small for the threshold keeps the cell of its centre.
+    tiny = [SeenWord(text="a", box=(51, 51, 52, 52))]
+    assert reading_context(tiny, image_size=(80, 80), grid=(8, 8), style="runs", threshold=0.5) == (
+        "Words read: 'a' row 6: others *5| word *1| others *2."
+    )
+    # A slanted word is gridded by its outline, not its box: of the box's four cells the band covers
+    # two by more than 20 % (the other two by 12.5 %).
+    slanted = SeenWord(text="UP", box=(0, 0, 40, 40), polygon=((0, 30), (30, 0), (40, 10), (10, 40)))
+    assert reading_context([slanted], image_size=(80, 80), grid=(4, 4), style="runs", threshold=0.2) == (
+        "Words read: 'UP' row 1: others *1| word *1| others *2, row 2: word *1| others *3."
+    )
+    boxed = SeenWord(text="UP", box=(0, 0, 40, 40))
+    assert reading_context([boxed], image_size=(80, 80), grid=(4, 4), style="runs", threshold=0.2) == (
+        "Words read: 'UP' rows 1-2: word *2| others *2."
+    )
+    with pytest.raises(ValueError, match="style 'none'"):
+        reading_context(words, image_size=(80, 80), grid=(8, 8), style="none")
+
+
+def test_runs_rows_of_the_queried_word_are_the_answers_rows(tmp_path):
+    """In ``runs`` chat rows the answer's cells are the queried word's listed cells when the word was
+    read right: both follow the answers' grid rule, on the word's rectangle and on its convex hull."""
+    from text4seg.core.codec import BACKGROUND, clean_label, decode_rrle
+
+    cfg = SyntheticConfig(size=128, p_no_text=0.0, max_instances=4)
+    rows = list(build(cfg, n=16, out=tmp_path / "arrow", seed=5, workers=1))
+    conv = ConversationConfig(
+        grid_sizes=(8,),
+        grid_rule="area",
+        area_threshold=0.03,
+        grid_regions=True,
+        reading="runs",
+        max_referring=4,
+    )
+    ious = []
+    for i, row in enumerate(rows):
+        samples = conversations_from_synthetic(
+            row, cfg=conv, templates=get_template_set("default"), rng=np.random.default_rng(i)
+        )
+        for sample in samples:
+            context = sample.messages[0]["content"].split("\n")[1]
+            word = sample.target.split("'")[1] if sample.target.count("'") >= 2 else None
+            if not context.startswith("Words read: ") or f"'{word}' row" not in context:
+                continue
+            listed = context.split(f"'{word}' ", 1)[1].split(";")[0].rstrip(".")
+            expected = np.full((8, 8), BACKGROUND, dtype=object)
+            for group in listed.split(", "):
+                span, runs = group.split(": ")
+                first, last = (int(v) for v in (span.split()[1].split("-") * 2)[:2])
+                expected[first - 1 : last] = decode_rrle(runs + "\n")[0]
+            answer = sample.messages[1]["content"].split("<seg>")[1].split("</seg>")[0]
+            grid = np.array(decode_rrle(answer), dtype=object)
+            label = clean_label(sample.target)
+            answer_cells, listed_cells = grid == label, expected == "word"
+            ious.append((answer_cells & listed_cells).sum() / (answer_cells | listed_cells).sum())
+    assert len(ious) >= 5
+    assert np.mean(ious) >= 0.8, ious

@@ -287,15 +287,21 @@ class Text4SegPipeline:
 
     def _reading_context(self, image: np.ndarray, query: Query, grid) -> str:
         """The words read in ``image`` with their cells, for a content query of a model trained with
-        them (``inference.json`` ``reading: content``); "" otherwise (the prompt is then unchanged)."""
-        if self.config.reading != "content" or query.task != "referring":
+        them (``inference.json`` ``reading``: content or runs); "" otherwise (the prompt is then unchanged)."""
+        if self.config.reading == "none" or query.task != "referring":
             return ""
         if "content" not in expression_kinds(query.target):
             return ""
         if self._reader is None:
             self._reader = WordReader()
-        words = [SeenWord(text=w.text, box=w.box) for w in self._reader.read(image)]
-        return reading_context(words, image_size=image.shape[:2], grid=tuple(grid))
+        words = [SeenWord(text=w.text, box=w.box, polygon=w.polygon) for w in self._reader.read(image)]
+        return reading_context(
+            words,
+            image_size=image.shape[:2],
+            grid=tuple(grid),
+            style=self.config.reading,
+            threshold=self.config.grid_threshold,
+        )
 
     def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row, *, context: str = ""):
         labels = self._answer_labels(query)

@@ -54,8 +54,9 @@ class InferenceSettings(Config):
     refiner_description: str = "none"
     """Text given to the refiner's description prompt: none, the query, or the MLLM's own words."""
     reading: str = "none"
-    """``text4seg.core.reading.READING_MODES``: "content" lists the words a reader finds, with their
-    grid cells, in the prompt of content queries ("the word 'OPEN'"), as the model was trained."""
+    """``text4seg.core.reading.READING_MODES``: "content" and "runs" list the words a reader finds, with
+    their grid cells (spans, or the answer's own runs), in the prompt of content queries ("the word
+    'OPEN'"), as the model was trained."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
