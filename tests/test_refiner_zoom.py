@@ -75,11 +75,15 @@ def test_a_large_photo_is_refined_per_window_at_its_own_resolution(model):
     for w in windows:
         rows, cols = w.slices
         crop = refine_image(model, np.ascontiguousarray(image[rows, cols]), coarse=full[rows, cols])
-        np.testing.assert_allclose(out.logits[rows, cols], crop.logits, rtol=1e-5, atol=1e-5)
-    outside = np.ones(image.shape[:2], bool)
-    for w in windows:
-        outside[w.slices] = False
-    assert not out.mask[outside].any() and (out.logits[outside] == -1e4).all()
+        inside = full[rows, cols]  # the window's own cells: the crop's logits, as refined
+        np.testing.assert_allclose(out.logits[rows, cols][inside], crop.logits[inside], rtol=1e-5, atol=1e-5)
+    # outside the cells (margin 0) nothing, though the windows show more of the photo
+    assert not out.mask[~full].any() and (out.logits[~full] == -1e4).all()
+    # a margin lets the mask reach a quarter cell (12 px) past the cells, no further
+    grown = refine_zoomed(model, image, coarse=grid, margin=0.25)
+    reach = np.zeros_like(full)
+    reach[38:112, 38:162] = reach[188:262, 438:512] = True
+    assert (grown.logits[~reach] == -1e4).all() and (grown.logits[reach & ~full] > -1e4).all()
     # the whole-photo refinement differs: the windows are what the model saw
     whole = refine_image(model, image, coarse=grid)
     assert not np.allclose(whole.logits[windows[0].slices], out.logits[windows[0].slices], atol=1e-3)
