@@ -154,6 +154,7 @@ def package(args: argparse.Namespace) -> dict:
         out, val_data=args.val_data, limit=args.check_images, threads=args.threads, shuffled=False
     )
     check["val_seed"], check["val_config"] = args.val_seed, args.val_config
+    check["refiner_zoom"] = settings.refiner_zoom  # how the pipeline refined when the check was made
     if args.conv_val:
         metrics["teacher_forced"] = image_dependence(out, conv_val=args.conv_val)
     extra = json.loads(Path(args.training).read_text()) if args.training else {}
