@@ -128,3 +128,21 @@ def test_any_text_gets_ordered_known_kinds_deterministically(text):
         assert list(sample) == [k for k in SAMPLE_KINDS if k in sample] and sample
         assert ("no-target" in sample) == (pixels == 0)
         assert ("other" in sample) == (not kinds)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("the word 'OPEN'", ["OPEN"]),
+        ('the text that says "EXIT"', ["EXIT"]),
+        ("the text that says SALE", ["SALE"]),
+        ("the word CAFE", ["CAFE"]),
+        ("the words 'A1' and 'B2'", ["A1", "B2"]),
+        ("the red word", []),
+        ("the man's hat", []),
+    ],
+)
+def test_named_words_are_what_a_content_query_names(text, names):
+    from text4seg.core.expressions import named_words
+
+    assert named_words(text) == names

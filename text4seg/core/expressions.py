@@ -103,3 +103,23 @@ def sample_kinds(text: str, *, target_pixels: int, n_targets: int | None = None)
     if n_targets is not None and n_targets >= 2:
         kinds.add("multi-target")
     return tuple(kind for kind in SAMPLE_KINDS if kind in kinds)
+
+
+def named_words(text: str) -> list[str]:
+    """The words a content expression names, in order: quoted spans, the argument of a content verb
+    ("says OPEN"), an ALL-CAPS word after "word" / "text"; quotes stripped, duplicates dropped.
+    Empty for an expression that names no word ("the red text")."""
+    found: list[tuple[int, str]] = []
+    for match in _QUOTED.finditer(text):
+        found.append((match.start(), match.group(0)))
+    for match in _VERB_ARGUMENT.finditer(text):
+        argument = re.sub(r"^\w+\W*?(?=\W|\w)", "", match.group(0), count=1)
+        found.append((match.start(), argument))
+    for match in _CAPS_AFTER_NOUN.finditer(text):
+        found.append((match.start(1), match.group(1)))
+    names: list[str] = []
+    for _, raw in sorted(found):
+        name = raw.strip().strip("'\"‘’“”«»").strip()
+        if name and name not in names:
+            names.append(name)
+    return names

@@ -35,9 +35,16 @@ from text4seg.core.codec import BACKGROUND, encode_rrle
 from text4seg.core.masks import grid_from_mask
 from text4seg.core.templates import IMAGE_TOKEN
 
-READING_MODES = ("none", "content", "runs")
+READING_MODES = ("none", "content", "runs", "hint")
 """``inference.json`` ``reading``: never add the context, or add it to content queries with the cells
-said as row and column spans ("content") or as the answer's own runs ("runs")."""
+said as row and column spans ("content") or as the answer's own runs ("runs"), or show the tower the
+outlines of the read words that match the query as a fourth image channel ("hint"; the prompt stays
+as written)."""
+TEXT_READINGS = ("content", "runs")
+"""The modes that put a "Words read" line in the prompt."""
+MATCH_RATIO = 0.7
+"""Least ``difflib`` similarity between a named word and a read one (case and punctuation aside) for
+the hint to show the read word: one wrong letter in four still matches."""
 WORD_LABEL = "word"
 """Label of a word's cells in the ``runs`` style."""
 MAX_WORDS = 12
@@ -73,23 +80,31 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("'", "").split())[:MAX_CHARS]
 
 
+def _outline_mask(word: SeenWord, image_size: tuple[int, int]) -> np.ndarray:
+    """H×W bool: the word's polygon filled, else its box."""
+    from skimage.draw import polygon as fill_polygon  # lazy: only the runs and hint styles draw
+
+    height, width = image_size
+    mask = np.zeros((height, width), bool)
+    if word.polygon is not None and len(word.polygon) >= 3:
+        xs, ys = np.asarray(word.polygon, dtype=float).T
+        mask[fill_polygon(ys, xs, shape=mask.shape)] = True
+    if not mask.any():  # no polygon, or one thinner than a pixel
+        x0, y0, x1, y1 = (float(v) for v in word.box)
+        top, bottom = int(np.clip(np.floor(y0), 0, height)), int(np.clip(np.ceil(y1), 0, height))
+        left, right = int(np.clip(np.floor(x0), 0, width)), int(np.clip(np.ceil(x1), 0, width))
+        mask[top:bottom, left:right] = True
+    return mask
+
+
 def _word_cells(
     word: SeenWord, image_size: tuple[int, int], grid: tuple[int, int], threshold: float
 ) -> np.ndarray:
     """gh×gw bool: the cells the word's polygon (else its box) covers by at least ``threshold`` of a
     cell, or the cell of the box's centre when none does."""
-    from skimage.draw import polygon as fill_polygon  # lazy: only the runs style draws
-
     height, width = image_size
     x0, y0, x1, y1 = (float(v) for v in word.box)
-    mask = np.zeros((height, width), bool)
-    if word.polygon is not None and len(word.polygon) >= 3:
-        xs, ys = np.asarray(word.polygon, dtype=float).T
-        mask[fill_polygon(ys, xs, shape=mask.shape)] = True
-    else:
-        top, bottom = int(np.clip(round(y0), 0, height)), int(np.clip(round(y1), 0, height))
-        left, right = int(np.clip(round(x0), 0, width)), int(np.clip(round(x1), 0, width))
-        mask[top:bottom, left:right] = True
+    mask = _outline_mask(word, image_size)
     cells = grid_from_mask(mask, grid_size=grid, rule="area", threshold=threshold) if mask.any() else None
     if cells is None or not cells.any():
         cells = np.zeros(grid, bool)
@@ -128,8 +143,8 @@ def reading_context(
     says each word's row and column spans; "runs" its rows as R-RLE runs, the cells its polygon (else
     its box) covers by ``threshold`` of a cell.
     """
-    if style not in READING_MODES or style == "none":
-        raise ValueError(f"style {style!r} must be one of {READING_MODES[1:]}")
+    if style not in TEXT_READINGS:
+        raise ValueError(f"style {style!r} must be one of {TEXT_READINGS}")
     height, width = image_size
     rows, cols = grid
     kept = sorted(
@@ -175,3 +190,33 @@ def noisy_reading(
             text = text[:i] + (letter if edit < 2 else "") + text[i + (edit != 1) :]
         out.append(SeenWord(text=text, box=word.box, polygon=word.polygon))
     return out
+
+
+def _normal(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def matching_words(
+    words: Sequence[SeenWord], names: Sequence[str], *, ratio: float = MATCH_RATIO
+) -> list[SeenWord]:
+    """The read ``words`` whose text matches one of ``names`` (the words a query names,
+    ``text4seg.core.expressions.named_words``): equal or ``difflib`` ratio >= ``ratio`` once case,
+    spaces and punctuation are dropped."""
+    from difflib import SequenceMatcher
+
+    wanted = [n for n in (_normal(name) for name in names) if n]
+    out = []
+    for word in words:
+        seen = _normal(word.text)
+        if seen and any(seen == n or SequenceMatcher(None, seen, n).ratio() >= ratio for n in wanted):
+            out.append(word)
+    return out
+
+
+def hint_mask(words: Sequence[SeenWord], image_size: tuple[int, int]) -> np.ndarray:
+    """H×W uint8 (0 or 255): the outlines of ``words`` (the read words a query names), the fourth
+    image channel of a ``hint`` model; all zero when no word matches."""
+    mask = np.zeros(image_size, bool)
+    for word in words:
+        mask |= _outline_mask(word, image_size)
+    return mask.astype(np.uint8) * 255
