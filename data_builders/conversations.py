@@ -21,8 +21,17 @@ from data_builders.synthetic import load_synthetic
 from data_builders.synthetic.writers import decode_rle
 from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_answer
 from text4seg.core.config import Config
+from text4seg.core.expressions import named_words
 from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask, word_regions
-from text4seg.core.reading import READING_MODES, SeenWord, noisy_reading, reading_context, with_reading
+from text4seg.core.reading import (
+    READING_MODES,
+    SeenWord,
+    hint_mask,
+    matching_words,
+    noisy_reading,
+    reading_context,
+    with_reading,
+)
 from text4seg.core.templates import TemplateSet, get_template_set
 
 CONFIG_NAME = "conversation_config.json"
@@ -53,7 +62,9 @@ class ConversationConfig(Config):
     reading: str = "none"
     """``text4seg.core.reading.READING_MODES``: "content" and "runs" put the words of the image, with
     their grid cells (as spans or as runs, by ``area_threshold``), in the user turn of content referring
-    rows ("the word 'OPEN'"), from the generator's truth with reader-like noise; the model must then be
+    rows ("the word 'OPEN'"), from the generator's truth with reader-like noise; "hint" gives every row
+    a ``hint`` mask column instead (the outlines of the noisily read words the expression names, empty
+    for other rows), the fourth image channel of a tower with ``reading_hint``. The model must then be
     asked the same way (``inference.json`` ``reading``)."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
@@ -88,6 +99,7 @@ class ConversationSample:
         grid_h, grid_w: descriptor grid size (0 for describe).
         grid_rule: rule used for the ground-truth grid ("" for describe).
         source_id: the record's source id.
+        hint: HxW uint8 reading hint (``text4seg.core.reading.hint_mask``), or None.
     """
 
     image: np.ndarray
@@ -98,6 +110,7 @@ class ConversationSample:
     grid_w: int
     grid_rule: str
     source_id: str
+    hint: np.ndarray | None = None
 
 
 def _chat(
@@ -133,7 +146,7 @@ def segmentation_sample(
     q_index, a_index = templates.sample_indices(task, rng)
     answer = format_answer(encode_rrle(grid), sentence=templates.answer_sentence(task, target, index=a_index))
     context = ""
-    if words is not None:
+    if words is not None and cfg.reading != "hint":
         context = reading_context(
             words,
             image_size=index_map.shape,
@@ -141,9 +154,12 @@ def segmentation_sample(
             style=cfg.reading,
             threshold=cfg.area_threshold,
         )
+    hint = None
+    if words is not None and cfg.reading == "hint":
+        hint = hint_mask(matching_words(words, named_words(target)), index_map.shape)
     return ConversationSample(
         image=image, messages=_chat(templates, task, target, answer, q_index, context), task=task, target=target,
-        grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id,
+        grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id, hint=hint,
     )  # fmt: skip
 
 
@@ -288,37 +304,37 @@ def conversations_from_synthetic(
     return samples
 
 
-def conversation_features():
+def conversation_features(*, hint: bool = False):
+    """The rows' columns; ``hint``: also the reading-hint mask (None on rows without one)."""
     import datasets
 
-    return datasets.Features(
-        {
-            "image": datasets.Image(mode="RGB"),
-            "messages": datasets.List(
-                {"role": datasets.Value("string"), "content": datasets.Value("string")}
-            ),
-            "task": datasets.Value("string"),
-            "target": datasets.Value("string"),
-            "grid_h": datasets.Value("int32"),
-            "grid_w": datasets.Value("int32"),
-            "grid_rule": datasets.Value("string"),
-            "source_id": datasets.Value("string"),
-        }
-    )
+    columns = {
+        "image": datasets.Image(mode="RGB"),
+        "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
+        "task": datasets.Value("string"),
+        "target": datasets.Value("string"),
+        "grid_h": datasets.Value("int32"),
+        "grid_w": datasets.Value("int32"),
+        "grid_rule": datasets.Value("string"),
+        "source_id": datasets.Value("string"),
+    }
+    if hint:
+        columns["hint"] = datasets.Image(mode="L")
+    return datasets.Features(columns)
 
 
-def _png(image: np.ndarray) -> dict:
+def _png(image: np.ndarray, mode: str = "RGB") -> dict:
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format="PNG")
+    Image.fromarray(image, mode).save(buffer, format="PNG")
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def samples_to_dataset(samples: Iterable[ConversationSample]):
-    """A `datasets.Dataset` with the conversation columns (docs/data.md)."""
+def samples_to_dataset(samples: Iterable[ConversationSample], *, hint: bool = False):
+    """A `datasets.Dataset` with the conversation columns (docs/data.md); ``hint``: with the hint column."""
     import datasets
 
     samples = list(samples)
@@ -328,14 +344,19 @@ def samples_to_dataset(samples: Iterable[ConversationSample]):
     for sample in samples:
         if encoded[id(sample.image)] is None:
             encoded[id(sample.image)] = _png(sample.image)
-        row = {f.name: getattr(sample, f.name) for f in fields(sample)}
+        row = {f.name: getattr(sample, f.name) for f in fields(sample) if f.name != "hint"}
         row["image"] = encoded[id(sample.image)]
+        if hint:
+            row["hint"] = None if sample.hint is None else _png(sample.hint, mode="L")
         rows.append(row)
-    return datasets.Dataset.from_list(rows, features=conversation_features())
+    return datasets.Dataset.from_list(rows, features=conversation_features(hint=hint))
 
 
-def save_conversations(samples: Iterable[ConversationSample], out: str | Path, *, chunk: int = 1000):
-    """Write samples to `out` (save_to_disk) holding at most `chunk` encoded samples in memory at once."""
+def save_conversations(
+    samples: Iterable[ConversationSample], out: str | Path, *, chunk: int = 1000, hint: bool = False
+):
+    """Write samples to `out` (save_to_disk) holding at most `chunk` encoded samples in memory at once;
+    ``hint``: with the reading-hint column."""
     import shutil
 
     import datasets
@@ -347,7 +368,7 @@ def save_conversations(samples: Iterable[ConversationSample], out: str | Path, *
 
     def flush() -> None:
         part = parts_dir / f"{len(parts):05d}"
-        samples_to_dataset(buffer).save_to_disk(str(part))
+        samples_to_dataset(buffer, hint=hint).save_to_disk(str(part))
         parts.append(datasets.load_from_disk(str(part)))  # memory-mapped from here on
         buffer.clear()
 
@@ -411,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
         samples = iter_synthetic_conversations(data, cfg=cfg, templates=templates, seed=args.seed)
     else:
         samples = _record_samples(args, cfg, templates)
-    dataset = save_conversations(samples, args.out)
+    dataset = save_conversations(samples, args.out, hint=cfg.reading == "hint")
     # How the rows ask: a model trained on them must be asked the same way (full_train copies the
     # reading mode into the checkpoint's inference.json).
     (Path(args.out) / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")

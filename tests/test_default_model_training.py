@@ -116,6 +116,11 @@ def test_every_default_yaml_parses():
     # The continuation resumes the stage-2 run, so its step count is a total beyond stage 2's.
     continued = FullTrainConfig.from_yaml(folder / "mllm_continue.yaml")
     assert continued.steps > FullTrainConfig.from_yaml(folder / "mllm_train.yaml").steps
+    # The hint stage: the continued model, grown, on the same rows asked with the hint; not re-calibrated.
+    hint = FullTrainConfig.from_yaml(folder / "mllm_hint.yaml")
+    assert not hint.calibrate and hint.backbone_lr == 0
+    hint_rows = ConversationConfig.from_yaml(folder / "conversations_hint.yaml")
+    assert hint_rows.reading == "hint" and hint_rows.with_overrides({"reading": conv.reading}) == conv
     refiner_more = RefinerTrainConfig.from_yaml(folder / "refiner_continue.yaml")
     assert refiner_more.coarse == refiner.coarse and refiner_more.description_column is None
     # The text-backbone variant changes the refiner (and where it is written), nothing else.
@@ -275,3 +280,27 @@ def test_weighted_answer_loss_weights_only_foreground_run_starts(tiny_base):
     assert len(starts) == 2
     expected = (token_loss.sum() + 4 * token_loss[[i - 1 for i in starts]].sum()) / (len(token_loss) + 8)
     assert float(weighted_answer_loss(logits, labels, ids, 5.0)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cached_features_take_each_rows_own_hint():
+    """Rows of one image share its cached features but not their hints (one per content query)."""
+    from types import SimpleNamespace
+
+    from text4seg.mllm.full_train import _Trainer
+    from text4seg.mllm.text_vision import PooledFeatureCache, TextVisionConfig, TextVisionModel, register
+
+    register()
+    config = TextVisionConfig(
+        image_size=64, patch_size=16, hidden_size=24, colour_features=True, reading_hint=True
+    )
+    tower = TextVisionModel(config).eval()
+    run = SimpleNamespace(tower=tower, pooled=PooledFeatureCache(tower.patch_features))
+    image = torch.rand(1, 3, 64, 64)
+    hints = torch.zeros(2, 1, 64, 64)
+    hints[0, :, :16, :16] = 1.0  # the first patch for the first row, nothing for the second
+    rows = [{"source_id": "a"}, {"source_id": "a"}]
+    pooled = _Trainer.pooled_features(run, rows, torch.cat([image.expand(2, -1, -1, -1), hints], dim=1))
+    with torch.no_grad():
+        direct = tower.patch_features(torch.cat([image.expand(2, -1, -1, -1), hints], dim=1))
+    assert len(run.pooled) == 1 and torch.allclose(pooled, direct, atol=1e-6)
+    assert pooled[0, 0, -2:].eq(1.0).all() and not pooled[1, :, -2:].any()

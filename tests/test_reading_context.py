@@ -144,3 +144,65 @@ def test_runs_rows_of_the_queried_word_are_the_answers_rows(tmp_path):
             ious.append((answer_cells & listed_cells).sum() / (answer_cells | listed_cells).sum())
     assert len(ious) >= 5
     assert np.mean(ious) >= 0.8, ious
+
+
+def test_hint_shows_the_outlines_of_the_read_words_the_query_names():
+    from text4seg.core.expressions import named_words
+    from text4seg.core.reading import hint_mask, matching_words
+
+    slanted = ((10.0, 30.0), (50.0, 10.0), (55.0, 20.0), (15.0, 40.0))
+    words = [
+        SeenWord(text="OPEN", box=(10, 10, 55, 40), polygon=slanted),
+        SeenWord(text="0PEN.", box=(60, 60, 79, 70)),  # one wrong letter and a dot: still OPEN
+        SeenWord(text="OPERA", box=(0, 70, 20, 79)),  # ratio 0.67: another word
+        SeenWord(text="EXIT", box=(60, 0, 79, 9)),
+    ]
+    named = matching_words(words, named_words("the text that says 'open'"))
+    assert [w.text for w in named] == ["OPEN", "0PEN."]
+    mask = hint_mask(named, (80, 80))
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+    # The slanted word gives its quadrilateral, not its box; the box-only word its box.
+    assert mask[25, 30] == 255 and mask[12, 12] == 0 and mask[38, 52] == 0
+    assert (mask[60:70, 60:79] == 255).all() and not mask[70:, :20].any() and not mask[:10, 60:].any()
+    assert not hint_mask(matching_words(words, named_words("the red word")), (80, 80)).any()
+
+
+def test_hint_rows_carry_the_named_words_outline_and_no_words_read_line(tmp_path):
+    from data_builders.conversations import samples_to_dataset
+    from text4seg.core.codec import BACKGROUND
+    from text4seg.core.masks import grid_from_mask
+    from text4seg.core.parser import parse_answer
+
+    cfg = SyntheticConfig(size=96, p_no_text=0.0, max_instances=4)
+    rows = list(build(cfg, n=12, out=tmp_path / "arrow", seed=3, workers=1))
+    conv = ConversationConfig(
+        grid_sizes=(8,),
+        grid_rule="area",
+        area_threshold=0.03,
+        grid_regions=True,
+        reading="hint",
+        max_referring=4,
+    )
+    samples, shown = [], 0
+    for i, row in enumerate(rows):
+        kinds = [e["kind"] for e in row["referring"]][: conv.max_referring]
+        made = conversations_from_synthetic(
+            row, cfg=conv, templates=get_template_set("default"), rng=np.random.default_rng(i)
+        )
+        samples += made
+        for sample, kind in zip([s for s in made if s.task == "referring"], kinds, strict=True):
+            assert (sample.hint is not None) == (kind in ("content", "none_content")), kind
+            assert "Words read" not in sample.messages[0]["content"]
+            if kind == "content" and sample.hint is not None and sample.hint.any():
+                # The hint shows the named word: it meets the answer's cells.
+                shown += 1
+                answer = parse_answer(sample.messages[1]["content"], height=8, width=8).grid
+                cells = np.array(answer) != BACKGROUND
+                hinted = grid_from_mask(sample.hint > 0, grid_size=(8, 8), rule="area", threshold=0.03)
+                assert (cells & hinted).any(), sample.target
+        assert all(s.hint is None for s in made if s.task != "referring")
+    assert shown >= 3
+    data = samples_to_dataset(samples, hint=True)
+    stored = [h for h in data["hint"] if h is not None]
+    assert data.features["hint"].mode == "L" and len(stored) == sum(s.hint is not None for s in samples)
+    assert "hint" not in samples_to_dataset(samples[:2]).features

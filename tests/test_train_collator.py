@@ -223,3 +223,26 @@ def test_conversation_builder_output_collates_with_exact_labels(processors, tmp_
     for i, row in enumerate(rows):
         kept = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert tokenizer.decode(kept) == row["messages"][-1]["content"] + tokenizer.eos_token
+
+
+def test_a_hint_column_becomes_the_fourth_channel_resized_like_the_image(processors):
+    import numpy as np
+    from PIL import Image
+
+    from text4seg.mllm.collator import ChatCollator
+
+    collator = ChatCollator(processor=processors["llava"])
+    rows = _rows(3)
+    plain = collator(rows)["pixel_values"]
+    size = plain.shape[-2:]
+    hint = np.zeros((rows[0]["image"].height, rows[0]["image"].width), np.uint8)
+    hint[: hint.shape[0] // 2] = 255  # the top half
+    hinted = [
+        {**rows[0], "hint": Image.fromarray(hint)},
+        {**rows[1], "hint": None},
+        {**rows[2], "hint": None},
+    ]
+    batch = collator(hinted)["pixel_values"]
+    assert batch.shape == (3, 4, *size) and torch.equal(batch[:, :3], plain)
+    top, bottom = batch[0, 3, : size[0] // 2 - 1], batch[0, 3, size[0] // 2 + 1 :]
+    assert top.min() == 1.0 and bottom.max() == 0.0 and not batch[1:, 3].any()

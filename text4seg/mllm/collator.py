@@ -42,6 +42,23 @@ def to_template_messages(messages: Sequence[dict]) -> list[dict]:
     return out
 
 
+def with_hint(pixel_values, hint):
+    """1×3×S×S processor pixels → 1×4×S×S with ``hint`` (an H×W mask, PIL "L" or array, 0-255; None:
+    no hint) resized to S×S and scaled to [0, 1] as the fourth channel (``text4seg.core.reading.hint_mask``).
+    The processor resizes the image to S×S without cropping, so the hint is resized the same way."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    size = tuple(pixel_values.shape[-2:])
+    channel = torch.zeros((pixel_values.shape[0], 1, *size), dtype=pixel_values.dtype)
+    if hint is not None:
+        image = hint if isinstance(hint, Image.Image) else Image.fromarray(np.asarray(hint, np.uint8))
+        resized = np.asarray(image.convert("L").resize(size[::-1], Image.BILINEAR), np.float32) / 255.0
+        channel[:] = torch.from_numpy(resized)
+    return torch.cat([pixel_values, channel], dim=1)
+
+
 @dataclass(kw_only=True)
 class Rendered:
     """One sample after templating and tokenization (before padding)."""
@@ -129,6 +146,8 @@ class ChatCollator:
         if len(input_ids) > self.max_length:
             raise ValueError(f"{name}: {len(input_ids)} tokens > max_length {self.max_length}")
         extras = {k: v for k, v in encoded.items() if k not in ("input_ids", "attention_mask")}
+        if "hint" in row:  # rows built with reading "hint": the fourth image channel
+            extras["pixel_values"] = with_hint(extras["pixel_values"], row["hint"])
         return Rendered(input_ids=input_ids, labels=labels, extras=extras)
 
     def _labels(self, input_ids: list[int], tail: list[int], n_answer: int, *, name: str) -> list[int]:

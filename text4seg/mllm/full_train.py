@@ -77,6 +77,9 @@ class FullTrainConfig(CosineTrainingArguments):
     """bfloat16 autocast for forward/backward (about 2x faster on CPUs with AVX512-BF16); weights stay fp32."""
     threads: int = 1
     """torch threads."""
+    calibrate: bool = True
+    """Rescale the projector before the first step (a stage-1 model); False when ``model_path`` is an
+    MLLM already trained here (its projector is calibrated and trained)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -250,8 +253,19 @@ class _Trainer:
             k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
         }
         if self.pooled is not None:
-            batch["pixel_values"] = self.pooled([row["source_id"] for row in rows], batch["pixel_values"])
+            batch["pixel_values"] = self.pooled_features(rows, batch["pixel_values"])
         return batch, targets.to(self.device), weights.to(self.device)
+
+    def pooled_features(self, rows: list[dict], pixel_values):
+        """The batch's pooled tower features: the image's part from the cache (by ``source_id``); a
+        reading hint (a fourth channel, which differs between the rows of one image) pooled afresh."""
+        import torch
+
+        pooled = self.pooled([row["source_id"] for row in rows], pixel_values[:, :3])
+        if getattr(self.tower.config, "reading_hint", False):
+            hint = self.tower.hint_features(pixel_values).flatten(2).transpose(1, 2)
+            pooled = torch.cat([pooled[..., : -hint.shape[-1]], hint.to(pooled.dtype)], dim=-1)
+        return pooled
 
     def loss(self, batch, targets, weights, cfg: FullTrainConfig):
         import torch.nn.functional as F
@@ -275,10 +289,10 @@ def train_full(cfg: FullTrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     started, out = time.time(), Path(cfg.output_dir)
     run = _Trainer(cfg)
-    if not run.resume:
+    out.mkdir(parents=True, exist_ok=True)
+    if not run.resume and cfg.calibrate:
         probe, _, _ = run.batch(list(range(min(8, len(run.rows)))))
         calibration = calibrate_projector(run.model, probe["pixel_values"])
-        out.mkdir(parents=True, exist_ok=True)
         (out / "calibration.json").write_text(json.dumps(calibration))
     batches = task_batches(
         run.rows["task"], cfg.task_weights, batch_size=cfg.batch_size, seed=cfg.seed + run.start
