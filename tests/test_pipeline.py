@@ -290,6 +290,38 @@ def test_content_queries_of_a_reading_model_get_the_words_read_in_the_prompt(mon
     assert "reading" in result.timings and asked[1:] == ["", ""]
 
 
+def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatch):
+    """A model trained with ``reading: hint`` gets, for a content query, the outlines of the read words
+    the query names as the hint (the prompt unchanged); other queries get no hint."""
+    import dataclasses
+
+    from PIL import ImageDraw, ImageFont
+
+    from text4seg.mllm import generate
+
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 160), "white")
+    font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=ImageFont.truetype(font_path, 48))
+    asked = []
+    grid = [["others"] * 4] * 4
+
+    def spy(*args, **kwargs):
+        asked.append((kwargs["context"], kwargs["hint"]))
+        return _fake_answer(grid, ["others", "x"])
+
+    monkeypatch.setattr(generate, "segment", spy)
+    pipe.config = dataclasses.replace(pipe.config, reading="hint")
+    pipe(np.asarray(image), "the text that says 'open'")
+    pipe(np.asarray(image), "the word 'EXIT'")
+    pipe(np.asarray(image), "the red word")
+    (context, hint), (_, other), (_, none) = asked
+    assert context == "" and hint.shape == (160, 320) and none is None
+    ys, xs = np.nonzero(hint)
+    assert xs.min() >= 160 and xs.max() >= 290 and 85 <= ys.min() and ys.max() <= 150  # the word's outline
+    assert not other.any()  # EXIT is not there: an empty hint
+
+
 def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):
     import stsam_refiner.zoom as zoom
 

@@ -24,7 +24,7 @@ from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
 from text4seg.app.refiners import REFINERS, Refiner, RefineRequest, RefinerParts, build_refiner
 from text4seg.backbone.reader import WordReader
 from text4seg.core.codec import BACKGROUND, encode_rrle
-from text4seg.core.expressions import expression_kinds
+from text4seg.core.expressions import expression_kinds, named_words
 from text4seg.core.inference import (
     INFERENCE_FILE,
     InferenceSettings,
@@ -35,7 +35,7 @@ from text4seg.core.io import as_rgb_array
 from text4seg.core.masks import upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
-from text4seg.core.reading import SeenWord, reading_context
+from text4seg.core.reading import SeenWord, hint_mask, matching_words, reading_context
 from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
 from text4seg.mllm import generate
@@ -241,11 +241,11 @@ class Text4SegPipeline:
         grid = tuple(grid) if grid is not None else self.config.grid
         parsed_query = interpret_query(query, task=task, referring_label=self.config.referring_label)
         t0 = time.perf_counter()
-        context = self._reading_context(array, parsed_query, grid)
-        if context:
+        context, hint = self._reading(array, parsed_query, grid)
+        if context or hint is not None:
             timings["reading"] = time.perf_counter() - t0
         coarse, timings["mllm"], timings["parse"] = self._ask(
-            array, parsed_query, grid, constrained, on_row, context=context
+            array, parsed_query, grid, constrained, on_row, context=context, hint=hint
         )
         grids = self._class_grids(coarse.grid, parsed_query)
         masks = {label: upsample_grid(g, size=array.shape[:2]) for label, g in grids.items()}
@@ -285,25 +285,41 @@ class Text4SegPipeline:
         extra = [f"{label} {i}" for label in query.labels for i in range(1, self.config.instance_labels + 1)]
         return [*query.labels, *extra]
 
-    def _reading_context(self, image: np.ndarray, query: Query, grid) -> str:
-        """The words read in ``image`` with their cells, for a content query of a model trained with
-        them (``inference.json`` ``reading``: content or runs); "" otherwise (the prompt is then unchanged)."""
+    def _reading(self, image: np.ndarray, query: Query, grid) -> tuple[str, np.ndarray | None]:
+        """What a content query of a model trained with reading (``inference.json`` ``reading``) is
+        given besides the image: the words read with their cells as a prompt line (content, runs), or
+        the outlines of the read words the query names as the hint channel (hint). ("", None) for
+        other queries and models: they are asked exactly as before."""
         if self.config.reading == "none" or query.task != "referring":
-            return ""
+            return "", None
         if "content" not in expression_kinds(query.target):
-            return ""
+            return "", None
         if self._reader is None:
             self._reader = WordReader()
         words = [SeenWord(text=w.text, box=w.box, polygon=w.polygon) for w in self._reader.read(image)]
-        return reading_context(
+        if self.config.reading == "hint":
+            named = matching_words(words, named_words(query.target))
+            return "", hint_mask(named, image.shape[:2])
+        context = reading_context(
             words,
             image_size=image.shape[:2],
             grid=tuple(grid),
             style=self.config.reading,
             threshold=self.config.grid_threshold,
         )
+        return context, None
 
-    def _ask(self, image: np.ndarray, query: Query, grid, constrained: bool, on_row, *, context: str = ""):
+    def _ask(
+        self,
+        image: np.ndarray,
+        query: Query,
+        grid,
+        constrained: bool,
+        on_row,
+        *,
+        context: str = "",
+        hint=None,
+    ):
         labels = self._answer_labels(query)
         start = time.perf_counter()
         result = generate.segment(
@@ -320,6 +336,7 @@ class Text4SegPipeline:
             masks_cache=self._grammar_cache,
             on_row=on_row,
             context=context,
+            hint=hint,
         )
         # segment() times generation itself; the rest of the call is prompt building and parsing.
         return result, result.seconds, time.perf_counter() - start - result.seconds

@@ -19,6 +19,7 @@ from text4seg.core.masks import upsample_grid
 from text4seg.core.parser import Repair, parse_answer
 from text4seg.core.reading import with_reading
 from text4seg.core.templates import TemplateSet, build_inputs, get_template_set
+from text4seg.mllm.collator import with_hint
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def segment(
     masks_cache: dict | None = None,
     on_row: Callable[[RowUpdate], None] | None = None,
     context: str = "",
+    hint=None,
 ) -> CoarseMaskResult:
     """Segment `query` in `image` (HWC uint8 array or PIL image) with the MLLM.
 
@@ -134,6 +136,8 @@ def segment(
     on_row: called with each `RowUpdate` as rows complete (streaming).
     context: a line put after the image token's line (``text4seg.core.reading``: the words read), for a
         model trained with it; "" leaves the prompt as the templates write it.
+    hint: an H×W reading-hint mask (``text4seg.core.reading.hint_mask``) given to the tower as a
+        fourth image channel, for a model whose tower has ``reading_hint``; None gives none.
     """
     import torch
 
@@ -147,7 +151,10 @@ def segment(
     sentence = templates.answer_sentence(task, query) if answer_sentence == "template" else None
     question = templates.question(task, query)
     question = with_reading(question, context) if context else question
-    inputs = build_inputs(processor, image, question).to(model.device)
+    inputs = build_inputs(processor, image, question)
+    if hint is not None:
+        inputs["pixel_values"] = with_hint(inputs["pixel_values"], hint)
+    inputs = inputs.to(model.device)
     processors = []
     if constrained:
         grammar = _grammar_processor(processor.tokenizer, grid, labels, sentence, max_new_tokens, masks_cache)
