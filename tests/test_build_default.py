@@ -15,7 +15,8 @@ from text4seg.core.inference import load_inference_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["train_images=48", "select_images=6", "test_images=6", "vision_steps=3", "mllm_steps=3",
-        "mllm_continue_steps=5", "refiner_steps=3", "refiner_base_steps=2", "measure_images=4"]  # fmt: skip
+        "mllm_continue_steps=5", "mllm_hint_steps=2", "refiner_steps=3", "refiner_base_steps=2",
+        "measure_images=4"]  # fmt: skip
 
 
 def test_budget_split_must_fit_the_whole_budget():
@@ -58,6 +59,28 @@ def test_a_continued_mllm_run_shares_the_training_minutes_by_steps(tmp_path):
     )  # resumed in place
 
 
+def test_the_hint_stage_grows_the_continued_model_and_the_package_takes_it(tmp_path):
+    profile = BuildConfig.from_dict(
+        {"cpu": {"mllm_steps": 3000, "mllm_continue_steps": 6000, "mllm_hint_steps": 3000}}
+    ).cpu
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=60,
+                              profile=profile)  # fmt: skip
+    stages = dict(build_default.mllm_trainers(plan, 45.0))
+    assert list(stages) == ["mllm_train", "mllm_continue", "mllm_grow", "conversations_hint", "mllm_hint"]
+    grow, hint = stages["mllm_grow"], stages["mllm_hint"]
+    assert grow[-4:] == [str(plan.run / "mllm" / "model"), str(plan.run / "mllm_grown"),
+                         "--colour-features", "--reading-hint"]  # fmt: skip
+    assert hint[hint.index("--model-path") + 1] == str(plan.run / "mllm_grown")
+    assert hint[hint.index("--data") + 1] == str(plan.data / "conv_train_hint")
+    assert "configs/default/conversations_hint.yaml" in stages["conversations_hint"]
+    # 45 minutes over 6000 + 3000 steps: a third for the hint stage
+    assert hint[hint.index("--minutes") + 1] == "15.0"
+    assert build_default.final_mllm(plan) == plan.run / "mllm_hint" / "model"
+    plain = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=60,
+                               profile=BuildConfig.from_dict({"cpu": {}}).cpu)  # fmt: skip
+    assert build_default.final_mllm(plain) == plan.run / "mllm" / "model"
+
+
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_path):
     args = [
@@ -82,7 +105,8 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
     ]
     # the refiner chain runs beside the MLLM chain: its record lands wherever it finishes
     mllm_chain = ["data_train", "data_select", "data_test", "base", "vision_pretrain", "conversations",
-                  "mllm_train", "mllm_continue", "package"]  # fmt: skip
+                  "mllm_train", "mllm_continue", "mllm_grow", "conversations_hint", "mllm_hint",
+                  "package"]  # fmt: skip
     assert [s for s in stages if not s.startswith("refiner")] == mllm_chain
     assert [s for s in stages if s.startswith("refiner")] == ["refiner_base", "refiner_train"]
     pkg = tmp_path / "pkg"
@@ -92,7 +116,10 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
     assert settings is not None and settings.grid == (8, 8)
     vision = json.loads((pkg / "mllm" / "config.json").read_text())["vision_config"]
     assert vision["model_type"] == "text4seg_text_vision"
+    assert vision["reading_hint"] and vision["colour_features"] and settings.reading == "hint"
     pipe = Text4SegPipeline.from_pretrained(default_root=pkg)
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     result = pipe(image, "segment the text in this image")
     assert result.refined_masks["text"].shape == (48, 64) and len(result.grid) == 8
+    asked = pipe(image, "segment the word 'OPEN'")  # the reader runs, and its (empty) hint goes in
+    assert "reading" in asked.timings and len(asked.grid) == 8

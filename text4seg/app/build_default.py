@@ -9,7 +9,8 @@ is spent, so a cut-off run still packages a usable model):
 1. data: the corpus (``configs/data/corpus_{train,select,test}.yaml``: train font families and
    photos; held-out families and photos; held-out families, photos and generator setting);
 2. in parallel: (a) the MLLM on the pretrained text backbone — base checkpoint, vision
-   pretraining, chat rows, MLLM training; (b) the refiner on the same backbone;
+   pretraining, chat rows, MLLM training (and, with ``mllm_hint_steps``, its tower grown and trained
+   on rows with the reading hint); (b) the refiner on the same backbone;
 3. package: copy into ``--out`` (with the MLLM's ``inference.json``), measure on the selection
    split, write the manifest with the stage record.
 
@@ -86,6 +87,11 @@ class BuildProfile(Config):
     mllm_continue_steps: int = 0
     """With more than ``mllm_steps``: the MLLM run is resumed to this many steps under
     ``configs/default/mllm_continue_backbone.yaml`` (0: no continuation)."""
+    mllm_hint_steps: int = 0
+    """With > 0: the trained MLLM's tower is grown (colour features, reading hint:
+    ``python -m text4seg.mllm.text_vision grow``) and trained this many more steps on rows built with
+    ``configs/default/conversations_hint.yaml`` under ``configs/default/mllm_hint.yaml``; the package
+    takes that model (0: none)."""
     refiner_steps: int = 1500
     """Schedule length of the text-backbone refiner."""
     refiner_base_steps: int = 0
@@ -104,7 +110,7 @@ class BuildProfile(Config):
         for name, value in asdict(self).items():
             if name in ("split", "refiner_flips"):
                 continue
-            least = 0 if name in ("refiner_base_steps", "mllm_continue_steps") else 1
+            least = 0 if name in ("refiner_base_steps", "mllm_continue_steps", "mllm_hint_steps") else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
         if 0 < self.mllm_continue_steps <= self.mllm_steps:
@@ -191,9 +197,10 @@ def mllm_commands(plan: Plan) -> list[tuple[str, list[str]]]:
 
 def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
     """MLLM training, then (with ``mllm_continue_steps``) the same run resumed under the longer
-    schedule of ``configs/default/mllm_continue_backbone.yaml``; ``minutes`` is shared by steps."""
+    schedule of ``configs/default/mllm_continue_backbone.yaml``, then (with ``mllm_hint_steps``) the
+    grown tower's stage; ``minutes`` is shared by steps."""
     run, data, p = plan.run, plan.data, plan.profile
-    total = max(p.mllm_steps, p.mllm_continue_steps)
+    total = max(p.mllm_steps, p.mllm_continue_steps) + p.mllm_hint_steps
     common = ["--model-path", str(run / "vision" / "model"), "--head-path", str(run / "vision" / "patch_head.safetensors"),
               "--data", str(data / "conv_train"), "--output-dir", str(run / "mllm"), "--device", plan.device]  # fmt: skip
     stages = [("mllm_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_train_backbone.yaml",
@@ -203,7 +210,26 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
         share = round(minutes * (p.mllm_continue_steps - p.mllm_steps) / total, 2)
         stages.append(("mllm_continue", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_continue_backbone.yaml",
                                             "--steps", str(p.mllm_continue_steps), "--minutes", str(share), *common)))  # fmt: skip
+    if p.mllm_hint_steps:
+        share = round(minutes * p.mllm_hint_steps / total, 2)
+        stages += [
+            ("mllm_grow", _py("text4seg.mllm.text_vision", "grow", str(run / "mllm" / "model"), str(run / "mllm_grown"),
+                              "--colour-features", "--reading-hint")),
+            ("conversations_hint", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
+                                       "--out", str(data / "conv_train_hint"), "--config",
+                                       "configs/default/conversations_hint.yaml", "--seed", "0")),
+            ("mllm_hint", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_hint.yaml",
+                              "--model-path", str(run / "mllm_grown"),
+                              "--head-path", str(run / "mllm" / "patch_head.safetensors"),
+                              "--data", str(data / "conv_train_hint"), "--output-dir", str(run / "mllm_hint"),
+                              "--steps", str(p.mllm_hint_steps), "--minutes", str(share), "--device", plan.device)),
+        ]  # fmt: skip
     return stages
+
+
+def final_mllm(plan: Plan) -> Path:
+    """The MLLM checkpoint the package takes: the last stage's."""
+    return plan.run / ("mllm_hint" if plan.profile.mllm_hint_steps else "mllm") / "model"
 
 
 def refiner_commands(plan: Plan, *, last_minutes: float | None = None) -> list[tuple[str, list[str]]]:
@@ -284,7 +310,7 @@ def package_stage(plan: Plan) -> None:
     }
     (plan.run / "training.json").write_text(json.dumps(training, indent=1) + "\n")
     _stage(plan, "package", _py("text4seg.app.default_package", "package",
-                                "--mllm", str(plan.run / "mllm" / "model"),
+                                "--mllm", str(final_mllm(plan)),
                                 "--refiner", str(plan.run / "refiner" / "refiner.safetensors"),
                                 "--val-data", str(plan.data / "corpus_select"),
                                 "--val-seed", "200", "--val-config", "configs/data/corpus_select.yaml",
