@@ -56,7 +56,8 @@ class InferenceSettings(Config):
     reading: str = "none"
     """``text4seg.core.reading.READING_MODES``: "content" and "runs" list the words a reader finds, with
     their grid cells (spans, or the answer's own runs), in the prompt of content queries ("the word
-    'OPEN'"), as the model was trained."""
+    'OPEN'"), as the model was trained; "hint" gives the tower the outlines of the read words the
+    query names as a fourth image channel."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
