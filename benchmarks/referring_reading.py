@@ -7,7 +7,8 @@ For every content expression of the set (``text4seg.core.expressions``: a quoted
   read, with their grid cells, in the prompt; ``text4seg.core.reading``);
 - ``without_reading``: the same pipeline with ``reading: none`` (the prompt the templates write);
 - ``read_correctly``: whether the reader (``text4seg.backbone.reader``) read the queried word exactly
-  (case-insensitive) anywhere in the image; for a no-target expression, whether it did *not* read it.
+  (case-insensitive) anywhere in the image; for a no-target expression, whether it did *not* read it;
+  ``read_and_present``: the word is in the image and was read (the content-query target of issue 16).
 
 Scores per sample: IoU of the refined mask with the target (an empty target scores 1 when the mask is
 empty, else 0, as gRefCOCO does); then mean IoU (gIoU), cIoU (Σ I / Σ U) and Acc@0.5, overall and on
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         word = _QUOTED.search(record.text).group(1).lower()
         read = {w.text.lower() for w in reader.read(record.image)}
         gt = np.asarray(record.mask, bool)
-        row = {"read_correctly": (word in read) == bool(gt.any())}
+        row = {"read_correctly": (word in read) == bool(gt.any()), "target": bool(gt.any())}
         for name, reading in (("with_reading", trained.reading), ("without_reading", "none")):
             pipe.config = dataclasses.replace(trained, reading=reading)
             result = pipe(record.image, record.text, task="referring")
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         pipe.config = trained
         rows.append(row)
     correct = [r for r in rows if r["read_correctly"]]
+    found = [r for r in correct if r["target"]]  # the word is there and the reader read it
     figures = {
         "n": len(rows),
         "read_correctly": len(correct),
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         "without_reading": _figures(rows, "without_reading"),
         "with_reading_read_correctly": _figures(correct, "with_reading"),
         "without_reading_read_correctly": _figures(correct, "without_reading"),
+        "with_reading_read_and_present": _figures(found, "with_reading"),
+        "without_reading_read_and_present": _figures(found, "without_reading"),
         "seconds": round(time.perf_counter() - started, 1),
     }
     for name in (
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         "without_reading",
         "with_reading_read_correctly",
         "without_reading_read_correctly",
+        "with_reading_read_and_present",
+        "without_reading_read_and_present",
     ):
         f = figures[name]
         if f["n"]:
