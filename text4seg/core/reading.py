@@ -22,6 +22,11 @@ least-area rectangle) covers by the grid rule's threshold (the answers' own rule
 centre when none reaches it. The answer stays the model's own descriptor; the context is text in the prompt, so a
 checkpoint trained without it (a 7B LLaVA that reads by itself) is asked exactly as before — the
 context is only added when the model's ``inference.json`` says ``reading: content``.
+
+The ``hint`` mode leaves the prompt alone: the read words the query names (``matching_words``: a
+fuzzy match, since readers misspell) are drawn as a mask (``hint_mask``) that the vision tower takes
+as a fourth image channel (``text4seg.mllm.text_vision``, ``reading_hint``), so finding "OPEN" becomes
+the same per-patch decision as finding text, and no arithmetic is left for the language model.
 """
 
 from __future__ import annotations
