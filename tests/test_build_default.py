@@ -59,7 +59,7 @@ def test_a_continued_mllm_run_shares_the_training_minutes_by_steps(tmp_path):
     )  # resumed in place
 
 
-def test_the_hint_stage_grows_the_continued_model_and_the_package_takes_it(tmp_path):
+def test_the_hint_stage_grows_the_continued_model_and_the_package_takes_its_adapter(tmp_path):
     profile = BuildConfig.from_dict(
         {"cpu": {"mllm_steps": 3000, "mllm_continue_steps": 6000, "mllm_hint_steps": 3000}}
     ).cpu
@@ -68,8 +68,7 @@ def test_the_hint_stage_grows_the_continued_model_and_the_package_takes_it(tmp_p
     stages = dict(build_default.mllm_trainers(plan, 45.0))
     assert list(stages) == ["mllm_train", "mllm_continue", "mllm_grow", "conversations_hint", "mllm_hint"]
     grow, hint = stages["mllm_grow"], stages["mllm_hint"]
-    assert grow[-4:] == [str(plan.run / "mllm" / "model"), str(plan.run / "mllm_grown"),
-                         "--colour-features", "--reading-hint"]  # fmt: skip
+    assert grow[-3:] == [str(plan.run / "mllm" / "model"), str(plan.run / "mllm_grown"), "--reading-hint"]
     assert hint[hint.index("--model-path") + 1] == str(plan.run / "mllm_grown")
     assert hint[hint.index("--data") + 1] == str(plan.data / "conv_train_hint")
     assert "configs/default/conversations_hint.yaml" in stages["conversations_hint"]
@@ -116,7 +115,8 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
     assert settings is not None and settings.grid == (8, 8)
     vision = json.loads((pkg / "mllm" / "config.json").read_text())["vision_config"]
     assert vision["model_type"] == "text4seg_text_vision"
-    assert vision["reading_hint"] and vision["colour_features"] and settings.reading == "hint"
+    assert vision["reading_hint"] and settings.reading == "hint" and settings.reading_adapter
+    assert (pkg / "mllm" / "reading_adapter" / "adapter_config.json").is_file()
     pipe = Text4SegPipeline.from_pretrained(default_root=pkg)
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     result = pipe(image, "segment the text in this image")

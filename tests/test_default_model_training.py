@@ -304,3 +304,78 @@ def test_cached_features_take_each_rows_own_hint():
         direct = tower.patch_features(torch.cat([image.expand(2, -1, -1, -1), hints], dim=1))
     assert len(run.pooled) == 1 and torch.allclose(pooled, direct, atol=1e-6)
     assert pooled[0, 0, -2:].eq(1.0).all() and not pooled[1, :, -2:].any()
+
+
+def test_a_reading_adapter_trains_on_rows_with_a_hint_and_is_on_only_for_a_read_word(tmp_path):
+    """``reading_adapter_rank``: the checkpoint keeps its source's weights and gains a peft adapter that
+    the pipeline's generate switches on only when the hint shows a read word."""
+    from safetensors.torch import load_file, save_file
+
+    from data_builders.conversations import ConversationConfig, save_conversations, segmentation_sample
+    from text4seg.core.reading import SeenWord
+    from text4seg.core.templates import get_template_set
+    from text4seg.mllm.full_train import hinted_rows
+    from text4seg.mllm.generate import segment
+    from text4seg.mllm.loading import load_mllm
+    from text4seg.mllm.lora import READING_ADAPTER, load_reading_adapter
+    from text4seg.mllm.text_vision import grow_tower
+    from text4seg.mllm.vision_pretrain import make_patch_head
+
+    base = build_tiny_llava(
+        tmp_path / "base", config=TinyMllmConfig(vision="text_backbone", image_size=64, patch_size=16)
+    )
+    grow_tower(base, tmp_path / "grown", reading_hint=True)
+    width = json.loads((tmp_path / "grown" / "config.json").read_text())["vision_config"]["hidden_size"]
+    save_file(
+        make_patch_head(hidden=width, cells_per_patch=1).state_dict(), str(tmp_path / "head.safetensors")
+    )
+    templates, rng = get_template_set("default"), np.random.default_rng(0)
+    cfg = ConversationConfig(grid_sizes=(4,), grid_rule="area", area_threshold=0.1, reading="hint")
+    image = np.full((64, 64, 3), 40, np.uint8)
+    image[8:20, 4:40] = 230
+    index_map = np.zeros((64, 64), np.int64)
+    index_map[8:20, 4:40] = 1
+    samples = [
+        segmentation_sample(
+            image, index_map, ["the word 'OPEN'"], task="referring", target="the word 'OPEN'", source_id=f"i{k}",
+            cfg=cfg, templates=templates, rng=rng, words=[SeenWord(text="OPEN" if k % 2 else "SHUT", box=(4, 8, 40, 20))],
+        )  # half the rows name a word that was read, half do not
+        for k in range(6)
+    ]  # fmt: skip
+    assert len(hinted_rows(save_conversations(samples, tmp_path / "conv", hint=True))) == 3
+    train = FullTrainConfig(
+        model_path=str(tmp_path / "grown"), head_path=str(tmp_path / "head.safetensors"), data=str(tmp_path / "conv"),
+        output_dir=str(tmp_path / "mllm"), steps=2, batch_size=2, log_every=1, save_every=2, calibrate=False,
+        task_weights={"referring": 1.0}, reading_adapter_rank=4, hinted_rows_only=True, lr=0.05, aux_weight=0.0,
+    )  # fmt: skip
+    train_full(train)
+    out = tmp_path / "mllm" / "model"
+    for name, tensor in load_file(str(tmp_path / "grown" / "model.safetensors")).items():
+        assert torch.equal(load_file(str(out / "model.safetensors"))[name], tensor), name
+    adapter = load_file(str(out / READING_ADAPTER / "adapter_model.safetensors"))
+    assert any("lora_" in name for name in adapter) and any("extra" in name for name in adapter)
+    assert load_inference_settings(out).reading_adapter
+    assert train_full(replace(train, steps=3))["step"] == 3  # resumes the adapter, not a fresh one
+
+    plain, loaded = load_mllm(tmp_path / "grown"), load_mllm(out)
+    model = load_reading_adapter(loaded.model, out)
+    read = np.zeros((64, 64), np.uint8)
+    read[8:20, 4:40] = 255
+
+    def answer(m, hint):
+        return segment(m, loaded.processor, image, "the word 'OPEN'", task="referring", grid=(4, 4),
+                       constrained=False, max_new_tokens=24, hint=hint).text  # fmt: skip
+
+    # No read word: the checkpoint's own weights answer; a read word: the adapter does (and is off after).
+    assert answer(model, None) == answer(plain.model, None)
+    assert answer(model, np.zeros_like(read)) == answer(plain.model, None)
+    with torch.no_grad():
+        inputs = loaded.processor(
+            images=image, text="<image> x", return_tensors="pt", input_data_format="channels_last"
+        )
+        off = model(**inputs).logits
+        from text4seg.mllm.lora import reading_adapter_on
+
+        with reading_adapter_on(model, True):
+            on = model(**inputs).logits
+        assert not torch.allclose(on, off) and torch.equal(model(**inputs).logits, off)

@@ -9,8 +9,8 @@ is spent, so a cut-off run still packages a usable model):
 1. data: the corpus (``configs/data/corpus_{train,select,test}.yaml``: train font families and
    photos; held-out families and photos; held-out families, photos and generator setting);
 2. in parallel: (a) the MLLM on the pretrained text backbone — base checkpoint, vision
-   pretraining, chat rows, MLLM training (and, with ``mllm_hint_steps``, its tower grown and trained
-   on rows with the reading hint); (b) the refiner on the same backbone;
+   pretraining, chat rows, MLLM training (and, with ``mllm_hint_steps``, its tower grown and a reading
+   adapter trained on rows with the reading hint); (b) the refiner on the same backbone;
 3. package: copy into ``--out`` (with the MLLM's ``inference.json``), measure on the selection
    split, write the manifest with the stage record.
 
@@ -88,10 +88,11 @@ class BuildProfile(Config):
     """With more than ``mllm_steps``: the MLLM run is resumed to this many steps under
     ``configs/default/mllm_continue_backbone.yaml`` (0: no continuation)."""
     mllm_hint_steps: int = 0
-    """With > 0: the trained MLLM's tower is grown (colour features, reading hint:
-    ``python -m text4seg.mllm.text_vision grow``) and trained this many more steps on rows built with
-    ``configs/default/conversations_hint.yaml`` under ``configs/default/mllm_hint.yaml``; the package
-    takes that model (0: none)."""
+    """With > 0: the trained MLLM's tower is grown with the reading hint (``python -m
+    text4seg.mllm.text_vision grow``) and a reading adapter is trained this many steps on the rows of
+    ``configs/default/conversations_hint.yaml`` that show a read word, under
+    ``configs/default/mllm_hint.yaml``; the package takes that model, whose own weights are the trained
+    MLLM's (0: none)."""
     refiner_steps: int = 1500
     """Schedule length of the text-backbone refiner."""
     refiner_base_steps: int = 0
@@ -214,7 +215,7 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
         share = round(minutes * p.mllm_hint_steps / total, 2)
         stages += [
             ("mllm_grow", _py("text4seg.mllm.text_vision", "grow", str(run / "mllm" / "model"), str(run / "mllm_grown"),
-                              "--colour-features", "--reading-hint")),
+                              "--reading-hint")),
             ("conversations_hint", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
                                        "--out", str(data / "conv_train_hint"), "--config",
                                        "configs/default/conversations_hint.yaml", "--seed", "0")),

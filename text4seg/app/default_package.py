@@ -23,6 +23,7 @@ from text4seg.app.default_eval import evaluate_default, teacher_forced_gap
 from text4seg.app.default_model import DEFAULT_ROOT
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.core.inference import InferenceSettings, load_inference_settings, save_inference_settings
+from text4seg.mllm.lora import READING_ADAPTER
 from text4seg.mllm.tiny import TinyMllmConfig, build_tiny_llava
 
 MAX_TOTAL_MB = 40.0
@@ -34,7 +35,7 @@ DEFAULT_INFERENCE = InferenceSettings(
     grid_threshold=0.1,
     refiner_flips=("h", "v"),  # +0.035 refined fgIoU on the selection split (val 200-299), 3x refiner time
 )
-_SKIPPED = {"state.pt", "optimizer.pt", "training_args.bin"}
+_SKIPPED = {"state.pt", "optimizer.pt", "training_args.bin", "README.md"}  # README: peft's model card
 
 
 def build_base(config_path: str | Path, out: str | Path) -> Path:
@@ -74,6 +75,8 @@ def copy_assets(
     for item in mllm.iterdir():
         if item.is_file() and item.name not in _SKIPPED:
             shutil.copy2(item, out / "mllm" / item.name)
+    if settings.reading_adapter:
+        shutil.copytree(mllm / READING_ADAPTER, out / "mllm" / READING_ADAPTER)
     save_inference_settings(out / "mllm", settings)
     (out / "refiner").mkdir()
     shutil.copy2(refiner, out / "refiner" / REFINER_FILE)

@@ -40,6 +40,7 @@ from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
 from text4seg.mllm import generate
 from text4seg.mllm.loading import load_mllm
+from text4seg.mllm.lora import load_reading_adapter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +212,8 @@ class Text4SegPipeline:
                 model_dir, overrides=overrides, announce=model is not None or bool(overrides)
             )
         mllm = load_mllm(model_dir, device_map=device)
+        if config.reading_adapter:  # switched on per query, by a hint with a read word (generate.segment)
+            mllm = dataclasses.replace(mllm, model=load_reading_adapter(mllm.model, model_dir))
         refiner_path = default.refiner if refiner is None else refiner
         stsam = None
         if str(refiner_path) != "none":

@@ -58,6 +58,10 @@ class InferenceSettings(Config):
     their grid cells (spans, or the answer's own runs), in the prompt of content queries ("the word
     'OPEN'"), as the model was trained; "hint" gives the tower the outlines of the read words the
     query names as a fourth image channel."""
+    reading_adapter: bool = False
+    """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
+    reading hint shows a read word (``reading: hint``); every other query, and every query under another
+    reading mode, is answered by the checkpoint's own weights."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from text4seg.core.training import CosineTrainingArguments
 from text4seg.mllm.architectures import architecture_of
 from text4seg.mllm.collator import ChatCollator
 from text4seg.mllm.loading import load_mllm
+from text4seg.mllm.lora import attach_reading_adapter, load_reading_adapter
 from text4seg.mllm.text_vision import PooledFeatureCache, frozen_patch_features, tower_parameter_groups
 from text4seg.mllm.vision_pretrain import HEAD_NAME, make_patch_head, patch_logits_to_grid, save_stage
 
@@ -80,9 +82,18 @@ class FullTrainConfig(CosineTrainingArguments):
     calibrate: bool = True
     """Rescale the projector before the first step (a stage-1 model); False when ``model_path`` is an
     MLLM already trained here (its projector is calibrated and trained)."""
+    reading_adapter_rank: int = 0
+    """> 0: train only a reading adapter of this LoRA rank (``text4seg.mllm.lora.attach_reading_adapter``;
+    ``model_path`` a tower grown with the reading hint), at ``lr``; the checkpoint is ``model_path``'s
+    weights with the adapter in ``model/reading_adapter``, which the pipeline switches on only for
+    queries with a read word. 0: train the model's own weights."""
+    hinted_rows_only: bool = False
+    """Train only on the rows whose reading hint shows a word (what a reading adapter is for)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.reading_adapter_rank < 0:
+            raise ValueError(f"reading_adapter_rank {self.reading_adapter_rank} must be >= 0")
         if self.vision_lr < 0 or self.aux_weight < 0:
             raise ValueError(f"vision_lr {self.vision_lr} and aux_weight {self.aux_weight} must be >= 0")
         unknown = sorted(set(self.task_weights) - set(TASK_NAMES))
@@ -126,6 +137,17 @@ def calibrate_projector(model, pixel_values) -> dict[str, float]:
         last.weight.mul_(text_norm / image_norm)
         last.bias.mul_(text_norm / image_norm)
     return {"feature_norm": feature_norm, "image_norm_before": image_norm, "text_norm": text_norm}
+
+
+def hinted_rows(rows):
+    """The rows whose reading hint (the ``hint`` column) has a non-zero pixel."""
+    if "hint" not in rows.column_names:
+        raise ValueError("hinted_rows_only: the rows have no hint column (build them with reading: hint)")
+    hints = rows.select_columns(["hint"])
+    keep = [i for i, row in enumerate(hints) if row["hint"] is not None and np.asarray(row["hint"]).max() > 0]
+    if not keep:
+        raise ValueError("hinted_rows_only: no row has a non-empty hint")
+    return rows.select(keep)
 
 
 def task_batches(tasks: list[str], weights: dict[str, float], *, batch_size: int, seed: int):
@@ -191,7 +213,20 @@ class _Trainer:
         if conversation_config.is_file():
             reading = json.loads(conversation_config.read_text()).get("reading", "none")
             self.settings = dataclasses.replace(self.settings, reading=reading)
-        self.tower = architecture_of(self.model.config).module(self.model, "vision_tower")
+        spec = architecture_of(self.model.config)
+        self.tower = spec.module(self.model, "vision_tower")
+        self.adapter = cfg.reading_adapter_rank > 0
+        if self.adapter:
+            if self.settings.reading not in ("hint", "none"):
+                raise ValueError(
+                    f"a reading adapter answers the reading hint; the rows say reading: {self.settings.reading}"
+                )
+            self.settings = dataclasses.replace(self.settings, reading="hint", reading_adapter=True)
+            self.model = (
+                load_reading_adapter(self.model, source, trainable=True)
+                if self.resume
+                else attach_reading_adapter(self.model, spec=spec, rank=cfg.reading_adapter_rank)
+            ).train()
         vision = self.tower.config
         self.n = vision.image_size // vision.patch_size
         head_state = load_file(out / HEAD_NAME if self.resume else cfg.head_path)
@@ -200,6 +235,8 @@ class _Trainer:
         self.head.load_state_dict(head_state)
         self.head.to(self.device)
         self.rows = datasets.load_from_disk(cfg.data)
+        if cfg.hinted_rows_only:
+            self.rows = hinted_rows(self.rows)
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
         self.run_starts = run_start_ids(self.processor.tokenizer)
         self.features = {}
@@ -221,6 +258,11 @@ class _Trainer:
     def _optimizer(self, cfg: FullTrainConfig):
         import torch
 
+        if self.adapter:  # peft left only the adapter trainable
+            self.params = [p for p in self.model.parameters() if p.requires_grad]
+            return torch.optim.AdamW(
+                [{"params": self.params, "lr": cfg.lr, "base_lr": cfg.lr}], weight_decay=cfg.weight_decay
+            )
         backbone, tower = tower_parameter_groups(self.tower)
         vision = tower + list(self.head.parameters())
         tower_ids = {id(p) for p in vision + backbone}
@@ -290,6 +332,10 @@ def train_full(cfg: FullTrainConfig) -> dict:
     started, out = time.time(), Path(cfg.output_dir)
     run = _Trainer(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    if run.adapter and not run.resume:
+        # The checkpoint's own weights are model_path's, unchanged; save_stage's save_pretrained of the
+        # peft model writes the adapter beside them (model/reading_adapter).
+        shutil.copytree(cfg.model_path, out / "model", dirs_exist_ok=True)
     if not run.resume and cfg.calibrate:
         probe, _, _ = run.batch(list(range(min(8, len(run.rows)))))
         calibration = calibrate_projector(run.model, probe["pixel_values"])

@@ -20,6 +20,7 @@ from text4seg.core.parser import Repair, parse_answer
 from text4seg.core.reading import with_reading
 from text4seg.core.templates import TemplateSet, build_inputs, get_template_set
 from text4seg.mllm.collator import with_hint
+from text4seg.mllm.lora import reading_adapter_on
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def segment(
     context: a line put after the image token's line (``text4seg.core.reading``: the words read), for a
         model trained with it; "" leaves the prompt as the templates write it.
     hint: an H×W reading-hint mask (``text4seg.core.reading.hint_mask``) given to the tower as a
-        fourth image channel, for a model whose tower has ``reading_hint``; None gives none.
+        fourth image channel, for a model whose tower has ``reading_hint``; None gives none. A hint
+        with a read word also switches on the model's reading adapter, if it has one.
     """
     import torch
 
@@ -163,7 +165,8 @@ def segment(
     streamer = _RowStreamer(
         tokenizer=processor.tokenizer, width=width, labels=labels, on_row=on_row, start=start
     )
-    with torch.no_grad():
+    read = hint is not None and bool(np.asarray(hint).any())
+    with torch.no_grad(), reading_adapter_on(model, read):
         output = model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,

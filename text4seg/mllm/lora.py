@@ -7,6 +7,7 @@ has `q_proj`/`v_proj`, and a bare list of layer names would LoRA it too.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +107,66 @@ def merge_adapter(peft_model):
             "the base is quantized: merge with text4seg.mllm.loading.merge_qlora_adapter(base_path, adapter_dir)"
         )
     return peft_model.merge_and_unload()
+
+
+READING_ADAPTER = "reading_adapter"
+"""Name of the reading adapter and of its folder inside an MLLM checkpoint (peft saves an adapter that
+is not "default" under a folder of its own name)."""
+
+
+def attach_reading_adapter(model, *, spec: ArchitectureSpec, rank: int):
+    """Wrap ``model`` (a tower grown with ``reading_hint``) in a `PeftModel` with the reading adapter:
+    rank-``rank`` LoRA on every language-model linear layer and a trainable copy of the tower's hint
+    branch (peft ``modules_to_save``). Only the adapter trains; with it switched off the model answers
+    exactly as ``model`` (the grown branch starts as no change), which is how every query without a
+    read word is asked (:func:`reading_adapter_on`)."""
+    from peft import LoraConfig, get_peft_model
+
+    branch = f"{spec.vision_tower}.extra"
+    if branch not in dict(model.named_modules()):
+        raise ValueError(
+            "the reading adapter needs a tower with the reading hint "
+            "(python -m text4seg.mllm.text_vision grow SRC OUT --reading-hint)"
+        )
+    settings = LoraSettings(r=rank, alpha=2 * rank, dropout=0.0, projector="freeze")
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=lora_target_regex(model, spec=spec, settings=settings),
+        modules_to_save=[branch],
+        bias="none",
+    )
+    return get_peft_model(model, config, adapter_name=READING_ADAPTER)
+
+
+def load_reading_adapter(model, checkpoint: str | Path, *, trainable: bool = False):
+    """Attach ``checkpoint/reading_adapter`` to ``model`` (the checkpoint's own weights); switched off
+    unless ``trainable`` (a training run resuming it)."""
+    from peft import PeftModel
+
+    folder = Path(checkpoint) / READING_ADAPTER
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(
+            f"{checkpoint}: inference.json names a reading adapter, but {folder} has none"
+        )
+    peft_model = PeftModel.from_pretrained(
+        model, str(folder), adapter_name=READING_ADAPTER, is_trainable=trainable
+    )
+    if not trainable:
+        peft_model.base_model.disable_adapter_layers()
+    return peft_model
+
+
+@contextmanager
+def reading_adapter_on(model, on: bool):
+    """Within the block the reading adapter is on when ``on`` (a query whose hint shows a read word);
+    a model without one is left as it is."""
+    if not on or READING_ADAPTER not in getattr(model, "peft_config", {}):
+        yield model
+        return
+    model.base_model.enable_adapter_layers()
+    try:
+        yield model
+    finally:
+        model.base_model.disable_adapter_layers()
