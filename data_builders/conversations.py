@@ -20,6 +20,7 @@ from data_builders.records import Record
 from data_builders.synthetic import load_synthetic
 from data_builders.synthetic.writers import decode_rle
 from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_answer
+from text4seg.core.colours import colour_hint
 from text4seg.core.config import Config
 from text4seg.core.expressions import named_words
 from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask, word_regions
@@ -63,9 +64,12 @@ class ConversationConfig(Config):
     """``text4seg.core.reading.READING_MODES``: "content" and "runs" put the words of the image, with
     their grid cells (as spans or as runs, by ``area_threshold``), in the user turn of content referring
     rows ("the word 'OPEN'"), from the generator's truth with reader-like noise; "hint" gives every row
-    a ``hint`` mask column instead (the outlines of the noisily read words the expression names, empty
-    for other rows), the fourth image channel of a tower with ``reading_hint``. The model must then be
-    asked the same way (``inference.json`` ``reading``)."""
+    a ``hint`` mask column instead (the outlines of the noisily read words a content expression names,
+    empty for other rows), the fourth image channel of a tower with ``reading_hint``. The model must
+    then be asked the same way (``inference.json`` ``reading``)."""
+    colour_hint: bool = False
+    """With ``reading: hint``: referring rows that name a colour get the pixels of that colour as their
+    hint (``text4seg.core.colours.colour_hint``); inference.json ``colour_hint``."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -157,6 +161,8 @@ def segmentation_sample(
     hint = None
     if words is not None and cfg.reading == "hint":
         hint = hint_mask(matching_words(words, named_words(target)), index_map.shape)
+    elif task == "referring" and cfg.reading == "hint" and cfg.colour_hint:
+        hint = colour_hint(image, target)  # "the red word": its colour's pixels; None when none is named
     return ConversationSample(
         image=image, messages=_chat(templates, task, target, answer, q_index, context), task=task, target=target,
         grid_h=side, grid_w=side, grid_rule=cfg.grid_rule, source_id=source_id, hint=hint,

@@ -320,6 +320,15 @@ def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatc
     ys, xs = np.nonzero(hint)
     assert xs.min() >= 160 and xs.max() >= 290 and 85 <= ys.min() and ys.max() <= 150  # the word's outline
     assert not other.any()  # EXIT is not there: an empty hint
+    # A model trained with colour hints: a colour query shows its colour's pixels (none here are red).
+    pipe.config = dataclasses.replace(pipe.config, colour_hint=True)
+    red = np.asarray(image).copy()
+    red[10:30, 20:60] = (215, 30, 35)
+    pipe(red, "the red word")
+    pipe(red, "the largest word")
+    (_, colour), (_, size) = asked[3:]
+    assert colour.shape == (160, 320) and (colour > 0).sum() == 20 * 40 and colour[10:30, 20:60].all()
+    assert size is None
 
 
 def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):

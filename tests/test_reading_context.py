@@ -6,6 +6,7 @@ import pytest
 from data_builders.conversations import ConversationConfig, conversations_from_synthetic
 from data_builders.synthetic import SyntheticConfig
 from data_builders.synthetic.build import build
+from text4seg.core.colours import colour_hint
 from text4seg.core.reading import SeenWord, noisy_reading, reading_context, with_reading
 from text4seg.core.templates import get_template_set
 
@@ -206,3 +207,26 @@ def test_hint_rows_carry_the_named_words_outline_and_no_words_read_line(tmp_path
     stored = [h for h in data["hint"] if h is not None]
     assert data.features["hint"].mode == "L" and len(stored) == sum(s.hint is not None for s in samples)
     assert "hint" not in samples_to_dataset(samples[:2]).features
+
+
+def test_with_colour_hint_colour_rows_show_their_colours_pixels(tmp_path):
+    cfg = SyntheticConfig(size=96, p_no_text=0.0, max_instances=4)
+    rows = list(build(cfg, n=12, out=tmp_path / "arrow", seed=3, workers=1))
+    shown = 0
+    for colours in (False, True):
+        conv = ConversationConfig(grid_sizes=(8,), grid_rule="area", area_threshold=0.03, grid_regions=True,
+                                  reading="hint", colour_hint=colours, max_referring=4)  # fmt: skip
+        for i, row in enumerate(rows):
+            kinds = [e["kind"] for e in row["referring"]][: conv.max_referring]
+            made = conversations_from_synthetic(
+                row, cfg=conv, templates=get_template_set("default"), rng=np.random.default_rng(i)
+            )
+            image = np.asarray(row["image"].convert("RGB"))
+            for sample, kind in zip([s for s in made if s.task == "referring"], kinds, strict=True):
+                if kind not in ("colour", "colour_multi", "none_colour"):
+                    continue
+                assert (sample.hint is not None) == colours, (kind, sample.target)
+                if colours:  # the pixels of the named colour, wherever they are
+                    assert np.array_equal(sample.hint, colour_hint(image, sample.target))
+                    shown += 1
+    assert shown >= 3

@@ -24,6 +24,7 @@ from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
 from text4seg.app.refiners import REFINERS, Refiner, RefineRequest, RefinerParts, build_refiner
 from text4seg.backbone.reader import WordReader
 from text4seg.core.codec import BACKGROUND, encode_rrle
+from text4seg.core.colours import colour_hint
 from text4seg.core.expressions import expression_kinds, named_words
 from text4seg.core.inference import (
     INFERENCE_FILE,
@@ -291,12 +292,15 @@ class Text4SegPipeline:
     def _reading(self, image: np.ndarray, query: Query, grid) -> tuple[str, np.ndarray | None]:
         """What a content query of a model trained with reading (``inference.json`` ``reading``) is
         given besides the image: the words read with their cells as a prompt line (content, runs), or
-        the outlines of the read words the query names as the hint channel (hint). ("", None) for
-        other queries and models: they are asked exactly as before."""
+        the outlines of the read words the query names as the hint channel (hint); with ``colour_hint``
+        a colour query gets the pixels of the colours it names as its hint. ("", None) for other
+        queries and models: they are asked exactly as before."""
         if self.config.reading == "none" or query.task != "referring":
             return "", None
         if "content" not in expression_kinds(query.target):
-            return "", None
+            # "the red word": a hint model is shown the pixels of the colours named (None: none named)
+            colours = self.config.reading == "hint" and self.config.colour_hint
+            return "", colour_hint(image, query.target) if colours else None
         if self._reader is None:
             self._reader = WordReader()
         words = [SeenWord(text=w.text, box=w.box, polygon=w.polygon) for w in self._reader.read(image)]

@@ -58,6 +58,9 @@ class InferenceSettings(Config):
     their grid cells (spans, or the answer's own runs), in the prompt of content queries ("the word
     'OPEN'"), as the model was trained; "hint" gives the tower the outlines of the read words the
     query names as a fourth image channel."""
+    colour_hint: bool = False
+    """With ``reading: hint``: a colour query ("the red word") gets the pixels of the colours it names
+    (``text4seg.core.colours.colour_hint``) as the hint channel, as the model was trained."""
     reading_adapter: bool = False
     """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
     reading hint shows a read word (``reading: hint``); every other query, and every query under another

@@ -211,8 +211,10 @@ class _Trainer:
         # The rows decide how content queries are asked; the checkpoint must be asked the same way.
         conversation_config = Path(cfg.data) / CONFIG_NAME
         if conversation_config.is_file():
-            reading = json.loads(conversation_config.read_text()).get("reading", "none")
-            self.settings = dataclasses.replace(self.settings, reading=reading)
+            rows = json.loads(conversation_config.read_text())
+            self.settings = dataclasses.replace(
+                self.settings, reading=rows.get("reading", "none"), colour_hint=rows.get("colour_hint", False)
+            )
         spec = architecture_of(self.model.config)
         self.tower = spec.module(self.model, "vision_tower")
         self.adapter = cfg.reading_adapter_rank > 0
