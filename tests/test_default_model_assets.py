@@ -59,3 +59,41 @@ def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
     for part, key in (("coarse", "grid_IoU"), ("coarse", "fgIoU"), ("refined", "fgIoU"), ("refined", "F")):
         assert scores[part][key] == pytest.approx(check[part][key], abs=0.02), (part, key)
     assert np.isclose(scores["oracle"]["fgIoU"], check["oracle"]["fgIoU"], atol=1e-3)
+
+
+def test_the_reading_adapter_answers_only_a_query_whose_word_was_read(default, monkeypatch):
+    """The default's reading adapter is switched on for a content query whose word the reader reads
+    (its answer then differs from the model's own), and for nothing else."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from text4seg.app.pipeline import Text4SegPipeline
+    from text4seg.mllm import generate
+    from text4seg.mllm.lora import READING_ADAPTER
+
+    pipe = Text4SegPipeline.from_pretrained(default_root=default.root, refiner="none")
+    assert pipe.config.reading == "hint" and pipe.config.reading_adapter
+    assert READING_ADAPTER in pipe.mllm.model.peft_config
+    image = Image.new("RGB", (512, 256), (235, 230, 220))
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 56)
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 30), "OPEN", fill=(20, 20, 20), font=font)
+    draw.text((260, 150), "EXIT", fill=(20, 20, 20), font=font)
+    photo = np.asarray(image)
+    asked = []
+    real = generate.segment
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        hint = kwargs.get("hint")
+        asked.append((hint is not None and bool(np.asarray(hint).any()), result.grid))
+        return result
+
+    monkeypatch.setattr(generate, "segment", spy)
+    pipe(photo, "the word 'OPEN'")
+    pipe(photo, "segment the text in this image")
+    with_adapter = asked[0][1]
+    pipe.config = dataclasses.replace(pipe.config, reading="none")  # the model's own weights
+    pipe(photo, "the word 'OPEN'")
+    (read, _), (scene_read, _), (none_read, own) = asked
+    assert read and not scene_read and not none_read
+    assert with_adapter != own  # the adapter answered the read word; its own weights did not
