@@ -39,6 +39,8 @@ CONFIG_NAME = "conversation_config.json"
 """The ``ConversationConfig`` the rows were built with, saved next to them."""
 CONTENT_KINDS = ("content", "none_content")
 """Synthetic referring kinds that name a word (``data_builders.synthetic.referring.KINDS``)."""
+ATTRIBUTE_KINDS = ("colour", "colour_multi", "position", "largest", "smallest", "plate", "all")
+"""Synthetic referring kinds whose words ``text4seg.core.selection.select_words`` picks at inference."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,10 @@ class ConversationConfig(Config):
     colour_hint: bool = False
     """With ``reading: hint``: referring rows that name a colour get the pixels of that colour as their
     hint (``text4seg.core.colours.colour_hint``); inference.json ``colour_hint``."""
+    attribute_hint: bool = False
+    """With ``reading: hint``: colour, position, size and "all" rows (``ATTRIBUTE_KINDS``) get the
+    outlines of their target words, noisily read, as their hint: the words ``text4seg.core.selection``
+    picks from a reader's words at inference (inference.json ``attribute_hint``)."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -87,6 +93,10 @@ class ConversationConfig(Config):
             raise ValueError(f"referring_label {self.referring_label!r} not in ('sentence', 'target')")
         if self.reading not in READING_MODES:
             raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
+        if (self.colour_hint or self.attribute_hint) and self.reading != "hint":
+            raise ValueError(f"colour_hint / attribute_hint need reading: hint, not {self.reading!r}")
+        if self.colour_hint and self.attribute_hint:
+            raise ValueError("colour_hint and attribute_hint are two hints for colour rows: choose one")
         if self.max_referring < 0:
             raise ValueError(f"max_referring {self.max_referring} < 0")
 
@@ -139,9 +149,11 @@ def segmentation_sample(
     templates: TemplateSet,
     rng: np.random.Generator,
     words: Sequence[SeenWord] | None = None,
+    picked: Sequence[SeenWord] | None = None,
 ) -> ConversationSample:
     """A segmentation sample from an HxW int index map (0 = background) and its label names; with
-    ``words``, the user turn also lists them with their grid cells (``text4seg.core.reading``)."""
+    ``words``, the user turn also lists them with their grid cells (``text4seg.core.reading``);
+    ``picked``: the words an attribute query picks, shown as the hint of a ``reading: hint`` row."""
     side = cfg.grid_sizes[int(rng.integers(len(cfg.grid_sizes)))]
     grid_idx = grid_from_mask(
         index_map, grid_size=(side, side), rule=cfg.grid_rule, threshold=cfg.area_threshold
@@ -159,7 +171,9 @@ def segmentation_sample(
             threshold=cfg.area_threshold,
         )
     hint = None
-    if words is not None and cfg.reading == "hint":
+    if picked is not None and cfg.reading == "hint":
+        hint = hint_mask(picked, index_map.shape)
+    elif words is not None and cfg.reading == "hint":
         hint = hint_mask(matching_words(words, named_words(target)), index_map.shape)
     elif task == "referring" and cfg.reading == "hint" and cfg.colour_hint:
         hint = colour_hint(image, target)  # "the red word": its colour's pixels; None when none is named
@@ -228,11 +242,11 @@ def _semantic_sample(
 
 
 def _mask_sample(
-    image, mask, *, task, target, label, source_id, cfg, templates, rng, words=None
+    image, mask, *, task, target, label, source_id, cfg, templates, rng, words=None, picked=None
 ) -> ConversationSample:
     return segmentation_sample(
         image, mask.astype(np.int64), [label], task=task, target=target, source_id=source_id,
-        cfg=cfg, templates=templates, rng=rng, words=words,
+        cfg=cfg, templates=templates, rng=rng, words=words, picked=picked,
     )  # fmt: skip
 
 
@@ -270,6 +284,12 @@ def word_outline(mask: np.ndarray) -> tuple[tuple[float, float], ...] | None:
     return tuple((float(x), float(y)) for x, y in corners)
 
 
+def _seen(row: dict, instance_masks: Sequence[np.ndarray], k: int) -> SeenWord:
+    """Instance ``k`` of a synthetic row as a perfect reader would see it."""
+    inst = row["instances"][k]
+    return SeenWord(text=inst["text"], box=tuple(inst["box"]), polygon=word_outline(instance_masks[k]))
+
+
 def conversations_from_synthetic(
     row: dict, *, cfg: ConversationConfig, templates: TemplateSet, rng: np.random.Generator
 ) -> list[ConversationSample]:
@@ -291,17 +311,22 @@ def conversations_from_synthetic(
             target_mask = np.logical_or.reduce(targets) if targets else np.zeros(mask.shape, bool)
         sentence = expr["sentence"]
         label = clean_label(sentence) if cfg.referring_label == "sentence" else cfg.scene_text_target
-        words = None
+        words = picked = None
         if cfg.reading != "none" and expr["kind"] in CONTENT_KINDS:
-            seen = [
-                SeenWord(text=inst["text"], box=tuple(inst["box"]), polygon=word_outline(instance_masks[k]))
-                for k, inst in enumerate(row["instances"])
-            ]
-            words = noisy_reading(seen, rng)
+            words = noisy_reading([_seen(row, instance_masks, k) for k in range(len(row["instances"]))], rng)
+        elif cfg.attribute_hint and expr["kind"] in ATTRIBUTE_KINDS:
+            picked = noisy_reading([_seen(row, instance_masks, k) for k in expr["targets"]], rng)
         samples.append(
             _mask_sample(
-                image, target_mask, task="referring", target=sentence, label=label, words=words, **common
-            )
+                image,
+                target_mask,
+                task="referring",
+                target=sentence,
+                label=label,
+                words=words,
+                picked=picked,
+                **common,
+            )  # fmt: skip
         )
     if cfg.describe:
         samples.append(

@@ -331,6 +331,41 @@ def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatc
     assert size is None
 
 
+def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch):
+    """With ``attribute_hint`` a colour, position or size query gets the outlines of the read words it
+    picks (text4seg.core.selection) as the hint; one that picks nothing an empty hint; one that names
+    no attribute none."""
+    import dataclasses
+
+    from PIL import ImageDraw, ImageFont
+
+    from text4seg.mllm import generate
+
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 200), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 40)
+    draw.text((20, 10), "OPEN", fill=(215, 30, 35), font=font)  # red, top left
+    draw.text((170, 130), "SHOP", fill=(30, 80, 210), font=font)  # blue, bottom right
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["hint"])
+        return _fake_answer([["others"] * 4] * 4, ["others", "x"])
+
+    monkeypatch.setattr(generate, "segment", spy)
+    pipe.config = dataclasses.replace(pipe.config, reading="hint", attribute_hint=True)
+    for query in ("the blue word", "the topmost text", "the green word", "the curved text"):
+        pipe(np.asarray(image), query)
+    blue, top, green, curved = asked
+    ys, xs = np.nonzero(blue)
+    assert xs.min() >= 150 and ys.min() >= 110  # SHOP's outline only
+    ys, xs = np.nonzero(top)
+    assert xs.max() <= 170 and ys.max() <= 70  # OPEN's outline only
+    assert green.shape == (200, 320) and not green.any()
+    assert curved is None
+
+
 def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):
     import stsam_refiner.zoom as zoom
 

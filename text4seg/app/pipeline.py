@@ -22,7 +22,7 @@ import numpy as np
 
 from text4seg.app.default_model import DEFAULT_ROOT, locate_default_model
 from text4seg.app.refiners import REFINERS, Refiner, RefineRequest, RefinerParts, build_refiner
-from text4seg.backbone.reader import WordReader
+from text4seg.backbone.reader import ReaderConfig, WordReader
 from text4seg.core.codec import BACKGROUND, encode_rrle
 from text4seg.core.colours import colour_hint
 from text4seg.core.expressions import expression_kinds, named_words
@@ -37,6 +37,7 @@ from text4seg.core.masks import upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
 from text4seg.core.reading import SeenWord, hint_mask, matching_words, reading_context
+from text4seg.core.selection import select_words
 from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
 from text4seg.mllm import generate
@@ -297,14 +298,16 @@ class Text4SegPipeline:
         queries and models: they are asked exactly as before."""
         if self.config.reading == "none" or query.task != "referring":
             return "", None
+        hint_model = self.config.reading == "hint"
         if "content" not in expression_kinds(query.target):
+            if hint_model and self.config.attribute_hint:
+                # "the red word", "the topmost text": the read words it picks (None: it names no attribute)
+                picked = select_words(self._read(image, every_box=True), query.target, image)
+                return "", None if picked is None else hint_mask(picked, image.shape[:2])
             # "the red word": a hint model is shown the pixels of the colours named (None: none named)
-            colours = self.config.reading == "hint" and self.config.colour_hint
-            return "", colour_hint(image, query.target) if colours else None
-        if self._reader is None:
-            self._reader = WordReader()
-        words = [SeenWord(text=w.text, box=w.box, polygon=w.polygon) for w in self._reader.read(image)]
-        if self.config.reading == "hint":
+            return "", colour_hint(image, query.target) if hint_model and self.config.colour_hint else None
+        words = self._read(image)
+        if hint_model:
             named = matching_words(words, named_words(query.target))
             return "", hint_mask(named, image.shape[:2])
         context = reading_context(
@@ -315,6 +318,18 @@ class Text4SegPipeline:
             threshold=self.config.grid_threshold,
         )
         return context, None
+
+    def _read(self, image: np.ndarray, *, every_box: bool = False) -> list[SeenWord]:
+        """The words the reader reads in ``image``; ``every_box``: also the boxes whose reading is too
+        unsure to match a named word (an attribute query needs where the words are, not what they say)."""
+        if self._reader is None:
+            self._reader = WordReader(config=ReaderConfig(min_score=0.0))
+        floor = 0.0 if every_box else ReaderConfig().min_score
+        return [
+            SeenWord(text=w.text, box=w.box, polygon=w.polygon)
+            for w in self._reader.read(image)
+            if w.score >= floor
+        ]
 
     def _ask(
         self,

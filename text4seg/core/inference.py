@@ -61,6 +61,10 @@ class InferenceSettings(Config):
     colour_hint: bool = False
     """With ``reading: hint``: a colour query ("the red word") gets the pixels of the colours it names
     (``text4seg.core.colours.colour_hint``) as the hint channel, as the model was trained."""
+    attribute_hint: bool = False
+    """With ``reading: hint``: a colour, position or size query ("the red word", "the topmost text", "the
+    largest text") gets the outlines of the read words it picks (``text4seg.core.selection``) as the hint
+    channel, as a content query gets the words it names; takes the place of ``colour_hint``."""
     reading_adapter: bool = False
     """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
     reading hint shows a read word (``reading: hint``); every other query, and every query under another

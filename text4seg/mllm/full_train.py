@@ -213,7 +213,10 @@ class _Trainer:
         if conversation_config.is_file():
             rows = json.loads(conversation_config.read_text())
             self.settings = dataclasses.replace(
-                self.settings, reading=rows.get("reading", "none"), colour_hint=rows.get("colour_hint", False)
+                self.settings,
+                reading=rows.get("reading", "none"),
+                colour_hint=rows.get("colour_hint", False),
+                attribute_hint=rows.get("attribute_hint", False),
             )
         spec = architecture_of(self.model.config)
         self.tower = spec.module(self.model, "vision_tower")

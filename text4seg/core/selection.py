@@ -1,0 +1,166 @@
+"""Which read words an attribute query picks: "the red word", "the text at the top", "the largest text".
+
+The counterpart of ``reading.matching_words`` for queries that name no word. The reader's words
+(``SeenWord``: a box and an outline) are filtered by what the expression says, in this order:
+
+- **colour** (``colours.colour_names``): each word's colour is the most common pixel name
+  (``colours.pixel_names``) among its **ink** pixels — the pixels of its box that differ most from the
+  box's rim, which is mostly the surface around the letters (``word_colours``). "the text on the red
+  sign" asks the rim's colour instead.
+- **position**: a 3×3 region ("at the top left", "in the center": the words whose box centre lies in
+  that ninth, else the one nearest to its centre) or an extreme ("the topmost text", "the leftmost
+  word": the word whose centre is furthest that way).
+- **size**: the largest / smallest box ("the biggest text"), the tallest / shortest, the longest /
+  widest.
+- **all**: "all the text", "every word" with none of the above picks every word read.
+
+``select_words`` returns None when the expression asks nothing of these (it is left to the model),
+and an empty list when it asks and no read word has it ("the green word" with nothing green). The
+outlines of the picked words are the reading hint (``reading.hint_mask``), exactly as for a content
+query, so a ``reading: hint`` model answers an attribute query by the same per-patch decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from text4seg.core.colours import NAMES, colour_names, pixel_names
+from text4seg.core.reading import SeenWord
+
+# position word -> (x, y) centre of the named ninth, in image fractions; None: that axis is free
+_ROWS = {
+    "top": 1 / 6,
+    "upper": 1 / 6,
+    "middle": 0.5,
+    "center": 0.5,
+    "centre": 0.5,
+    "bottom": 5 / 6,
+    "lower": 5 / 6,
+}
+_COLS = {"left": 1 / 6, "right": 5 / 6}
+# extreme word -> (axis, sign): the picked word has the smallest sign * centre on that axis (0 = x)
+_EXTREMES = {
+    "topmost": (1, 1), "uppermost": (1, 1), "highest": (1, 1),
+    "bottommost": (1, -1), "lowermost": (1, -1), "lowest": (1, -1),
+    "leftmost": (0, 1), "rightmost": (0, -1),
+}  # fmt: skip
+# size word -> (measure, sign): the picked word has the smallest sign * measure
+_SIZES = {
+    "largest": ("area", -1), "biggest": ("area", -1), "big": ("area", -1), "large": ("area", -1),
+    "huge": ("area", -1), "giant": ("area", -1), "bigger": ("area", -1), "larger": ("area", -1),
+    "smallest": ("area", 1), "tiniest": ("area", 1), "tiny": ("area", 1), "small": ("area", 1),
+    "little": ("area", 1), "smaller": ("area", 1),
+    "tallest": ("height", -1), "tall": ("height", -1), "taller": ("height", -1),
+    "shortest": ("width", 1), "short": ("width", 1),
+    "longest": ("width", -1), "long": ("width", -1), "widest": ("width", -1), "wide": ("width", -1),
+}  # fmt: skip
+_ALL_WORDS = frozenset("all every each".split())
+_SURFACE_WORDS = frozenset("sign signs plate board banner background label panel".split())
+_WORD = re.compile(r"[a-z]+")
+_QUOTED = re.compile(r"""'[^']*'|"[^"]*"|‘[^’]*’|“[^”]*”""")
+_RIM = 2
+"""Pixels of the box's edge taken as its surface."""
+_MIN_INK = 4
+"""Fewest ink pixels a word needs to be given a colour."""
+
+
+def _words(expression: str) -> list[str]:
+    return _WORD.findall(_QUOTED.sub(" ", expression).lower())
+
+
+def _crop(image: np.ndarray, word: SeenWord) -> np.ndarray:
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in word.box)
+    top, bottom = int(np.clip(np.floor(y0), 0, height)), int(np.clip(np.ceil(y1), 0, height))
+    left, right = int(np.clip(np.floor(x0), 0, width)), int(np.clip(np.ceil(x1), 0, width))
+    return np.asarray(image[top:bottom, left:right, :3], np.float32)
+
+
+def _ink_and_rim(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over ``crop`` (h×w×3): the ink (pixels far from the rim's median colour, Otsu on
+    the distance) and the rim."""
+    from skimage.filters import threshold_otsu
+
+    h, w = crop.shape[:2]
+    rim = np.zeros((h, w), bool)
+    rim[:_RIM], rim[-_RIM:], rim[:, :_RIM], rim[:, -_RIM:] = True, True, True, True
+    surface = np.median(crop[rim], axis=0)
+    distance = np.linalg.norm(crop - surface, axis=-1)
+    if float(distance.max()) - float(distance.min()) < 1e-6:
+        return np.zeros((h, w), bool), rim
+    return (distance > threshold_otsu(distance)) & ~rim, rim
+
+
+def word_colours(image: np.ndarray, words: Sequence[SeenWord], *, surface: bool = False) -> list[str | None]:
+    """The colour name (``colours.NAMES``) of each word's ink, or of the surface around it with
+    ``surface``; None for a word too small to tell. ``image``: H×W×3 uint8 RGB."""
+    out: list[str | None] = []
+    for word in words:
+        crop = _crop(image, word)
+        if crop.shape[0] <= 2 * _RIM or crop.shape[1] <= 2 * _RIM:
+            out.append(None)
+            continue
+        ink, rim = _ink_and_rim(crop)
+        pixels = crop[rim] if surface else crop[ink]
+        if len(pixels) < _MIN_INK:
+            out.append(None)
+            continue
+        names = pixel_names(pixels.reshape(-1, 1, 3).astype(np.uint8)).ravel()
+        out.append(NAMES[int(np.bincount(names, minlength=len(NAMES)).argmax())])
+    return out
+
+
+def _centre(word: SeenWord, size: tuple[int, int]) -> tuple[float, float]:
+    x0, y0, x1, y1 = (float(v) for v in word.box)
+    return (x0 + x1) / 2 / size[1], (y0 + y1) / 2 / size[0]
+
+
+def _measure(word: SeenWord, measure: str) -> float:
+    x0, y0, x1, y1 = (float(v) for v in word.box)
+    return {"area": (x1 - x0) * (y1 - y0), "height": y1 - y0, "width": x1 - x0}[measure]
+
+
+def _by_region(words: list[SeenWord], said: list[str], size: tuple[int, int]) -> list[SeenWord]:
+    row = next((_ROWS[w] for w in said if w in _ROWS), None)
+    col = next((_COLS[w] for w in said if w in _COLS), None)
+    if row is None and col is None:
+        return words
+    anchor_x, anchor_y = (0.5 if col is None else col), (0.5 if row is None else row)
+    centres = [_centre(w, size) for w in words]
+    ninth = [w for w, (x, y) in zip(words, centres, strict=True)
+             if int(min(3 * x, 2)) == int(3 * anchor_x) and int(min(3 * y, 2)) == int(3 * anchor_y)]  # fmt: skip
+    if ninth:
+        return ninth
+    distances = [(x - anchor_x) ** 2 + (y - anchor_y) ** 2 for x, y in centres]
+    return [words[int(np.argmin(distances))]]
+
+
+def select_words(words: Sequence[SeenWord], expression: str, image: np.ndarray) -> list[SeenWord] | None:
+    """The read ``words`` an attribute ``expression`` picks (module docstring); None when it names no
+    colour, position or size (nor all the words). ``image``: the H×W×3 uint8 RGB photo the words were read in."""
+    said = _words(expression)
+    colours = colour_names(expression)
+    regional = any(w in _ROWS or w in _COLS for w in said)
+    extreme = next((_EXTREMES[w] for w in said if w in _EXTREMES), None)
+    size = next((_SIZES[w] for w in said if w in _SIZES), None)
+    if not colours and not regional and extreme is None and size is None:
+        return list(words) if _ALL_WORDS & set(said) else None
+    image_size = image.shape[:2]
+    picked = list(words)
+    if colours:
+        named = word_colours(image, picked, surface=bool(_SURFACE_WORDS & set(said)))
+        picked = [w for w, name in zip(picked, named, strict=True) if name in colours]
+    if not picked:
+        return []
+    if extreme is not None:
+        axis, sign = extreme
+        picked = [min(picked, key=lambda w: sign * _centre(w, image_size)[axis])]
+    elif regional:
+        picked = _by_region(picked, said, image_size)
+    if size is not None:
+        measure, sign = size
+        picked = [min(picked, key=lambda w: sign * _measure(w, measure))]
+    return picked
