@@ -116,6 +116,7 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
     vision = json.loads((pkg / "mllm" / "config.json").read_text())["vision_config"]
     assert vision["model_type"] == "text4seg_text_vision"
     assert vision["reading_hint"] and settings.reading == "hint" and settings.reading_adapter
+    assert settings.attribute_hint and not settings.colour_hint
     assert (pkg / "mllm" / "reading_adapter" / "adapter_config.json").is_file()
     pipe = Text4SegPipeline.from_pretrained(default_root=pkg)
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)

@@ -120,7 +120,9 @@ def test_every_default_yaml_parses():
     hint = FullTrainConfig.from_yaml(folder / "mllm_hint.yaml")
     assert not hint.calibrate and hint.backbone_lr == 0
     hint_rows = ConversationConfig.from_yaml(folder / "conversations_hint.yaml")
-    assert hint_rows.reading == "hint" and hint_rows.with_overrides({"reading": conv.reading}) == conv
+    assert hint_rows.reading == "hint" and hint_rows.attribute_hint and not hint_rows.describe
+    same_rows = {"reading": conv.reading, "attribute_hint": False, "describe": conv.describe}
+    assert hint_rows.with_overrides(same_rows) == conv
     refiner_more = RefinerTrainConfig.from_yaml(folder / "refiner_continue.yaml")
     assert refiner_more.coarse == refiner.coarse and refiner_more.description_column is None
     # The text-backbone variant changes the refiner (and where it is written), nothing else.

@@ -364,6 +364,8 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
     assert xs.max() <= 170 and ys.max() <= 70  # OPEN's outline only
     assert green.shape == (200, 320) and not green.any()
     assert curved is None
+    assert np.array_equal(pipe.query_hint(image, "the blue word"), blue)  # what the benchmarks ask
+    assert pipe.query_hint(image, "segment the text in this image") is None
 
 
 def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):

@@ -319,6 +319,12 @@ class Text4SegPipeline:
         )
         return context, None
 
+    def query_hint(self, image, query: str, *, task: str | None = None) -> np.ndarray | None:
+        """The reading hint ``query`` would be asked with (H×W uint8, 0 or 255), or None when it gets
+        none: what a hint model is shown besides the photo (``inference.json`` ``reading``)."""
+        parsed = interpret_query(query, task=task, referring_label=self.config.referring_label)
+        return self._reading(as_rgb_array(image), parsed, self.config.grid)[1]
+
     def _read(self, image: np.ndarray, *, every_box: bool = False) -> list[SeenWord]:
         """The words the reader reads in ``image``; ``every_box``: also the boxes whose reading is too
         unsure to match a named word (an attribute query needs where the words are, not what they say)."""
