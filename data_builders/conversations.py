@@ -76,6 +76,10 @@ class ConversationConfig(Config):
     """With ``reading: hint``: colour, position, size and "all" rows (``ATTRIBUTE_KINDS``) get the
     outlines of their target words, noisily read, as their hint: the words ``text4seg.core.selection``
     picks from a reader's words at inference (inference.json ``attribute_hint``)."""
+    scene_text_hint: bool = False
+    """With ``reading: hint``: scene-text rows of synthetic images get the outlines of all their words,
+    noisily read, as their hint: the words a reader reads at inference (inference.json
+    ``scene_text_hint``)."""
     max_referring: int = 4
     """Most referring samples per synthetic image."""
     describe: bool = True
@@ -93,8 +97,10 @@ class ConversationConfig(Config):
             raise ValueError(f"referring_label {self.referring_label!r} not in ('sentence', 'target')")
         if self.reading not in READING_MODES:
             raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
-        if (self.colour_hint or self.attribute_hint) and self.reading != "hint":
-            raise ValueError(f"colour_hint / attribute_hint need reading: hint, not {self.reading!r}")
+        if (self.colour_hint or self.attribute_hint or self.scene_text_hint) and self.reading != "hint":
+            raise ValueError(
+                f"colour_hint / attribute_hint / scene_text_hint need reading: hint, not {self.reading!r}"
+            )
         if self.colour_hint and self.attribute_hint:
             raise ValueError("colour_hint and attribute_hint are two hints for colour rows: choose one")
         if self.max_referring < 0:
@@ -302,7 +308,12 @@ def conversations_from_synthetic(
     instance_masks = [decode_rle(text) for text in row["instance_masks"]]
     if cfg.grid_regions:
         mask = word_regions(instance_masks, mask.shape)
-    samples = [_mask_sample(image, mask, task="scene_text", target=target, label=target, **common)]
+    every = None
+    if cfg.scene_text_hint:
+        every = noisy_reading([_seen(row, instance_masks, k) for k in range(len(row["instances"]))], rng)
+    samples = [
+        _mask_sample(image, mask, task="scene_text", target=target, label=target, picked=every, **common)
+    ]
     for expr in row["referring"][: cfg.max_referring]:
         targets = [instance_masks[i] for i in expr["targets"]]
         if cfg.grid_regions:

@@ -366,6 +366,10 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
     assert curved is None
     assert np.array_equal(pipe.query_hint(image, "the blue word"), blue)  # what the benchmarks ask
     assert pipe.query_hint(image, "segment the text in this image") is None
+    # A model trained with scene-text hints: "segment the text" shows every word read.
+    pipe.config = dataclasses.replace(pipe.config, scene_text_hint=True)
+    every = pipe.query_hint(image, "segment the text in this image")
+    assert every.shape == (200, 320) and (every[blue > 0] > 0).all() and (every[top > 0] > 0).all()
 
 
 def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):

@@ -266,3 +266,30 @@ def test_with_attribute_hint_attribute_rows_show_their_targets_outlines(tmp_path
         ConversationConfig(reading="hint", attribute_hint=True, colour_hint=True)
     with pytest.raises(ValueError, match="need reading: hint"):
         ConversationConfig(attribute_hint=True)
+
+
+def test_with_scene_text_hint_scene_text_rows_show_every_word(tmp_path):
+    from data_builders.conversations import word_outline
+    from data_builders.synthetic.writers import decode_rle
+    from text4seg.core.reading import hint_mask
+
+    cfg = SyntheticConfig(size=96, p_no_text=0.0, max_instances=4)
+    rows = list(build(cfg, n=6, out=tmp_path / "arrow", seed=3, workers=1))
+    conv = ConversationConfig(grid_sizes=(8,), grid_rule="area", area_threshold=0.03, grid_regions=True,
+                              reading="hint", scene_text_hint=True, max_referring=0)  # fmt: skip
+    shown = 0
+    for i, row in enumerate(rows):
+        (scene,) = [s for s in conversations_from_synthetic(
+            row, cfg=conv, templates=get_template_set("default"), rng=np.random.default_rng(i)
+        ) if s.task == "scene_text"]  # fmt: skip
+        outlines = hint_mask(
+            [
+                SeenWord(text="", box=(0, 0, 0, 0), polygon=word_outline(decode_rle(m)))
+                for m in row["instance_masks"]
+            ],
+            (96, 96),
+        )
+        assert scene.hint is not None and scene.hint.shape == (96, 96)
+        assert (outlines[scene.hint > 0] > 0).all()  # every word's outline, some dropped as a reader would
+        shown += int(np.array_equal(scene.hint > 0, outlines > 0))
+    assert shown >= 3

@@ -296,9 +296,11 @@ class Text4SegPipeline:
         the outlines of the read words the query names as the hint channel (hint); with ``colour_hint``
         a colour query gets the pixels of the colours it names as its hint. ("", None) for other
         queries and models: they are asked exactly as before."""
+        hint_model = self.config.reading == "hint"
+        if hint_model and self.config.scene_text_hint and query.task == "scene_text":
+            return "", hint_mask(self._read(image), image.shape[:2])  # every word read
         if self.config.reading == "none" or query.task != "referring":
             return "", None
-        hint_model = self.config.reading == "hint"
         if "content" not in expression_kinds(query.target):
             if hint_model and self.config.attribute_hint:
                 # "the red word", "the topmost text": the read words it picks (None: it names no attribute)

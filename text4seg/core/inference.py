@@ -65,6 +65,9 @@ class InferenceSettings(Config):
     """With ``reading: hint``: a colour, position or size query ("the red word", "the topmost text", "the
     largest text") gets the outlines of the read words it picks (``text4seg.core.selection``) as the hint
     channel, as a content query gets the words it names; takes the place of ``colour_hint``."""
+    scene_text_hint: bool = False
+    """With ``reading: hint``: a scene-text query gets the outlines of every word the reader reads as
+    the hint channel, as the model was trained."""
     reading_adapter: bool = False
     """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
     reading hint shows a read word (``reading: hint``); every other query, and every query under another

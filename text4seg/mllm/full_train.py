@@ -217,6 +217,7 @@ class _Trainer:
                 reading=rows.get("reading", "none"),
                 colour_hint=rows.get("colour_hint", False),
                 attribute_hint=rows.get("attribute_hint", False),
+                scene_text_hint=rows.get("scene_text_hint", False),
             )
         spec = architecture_of(self.model.config)
         self.tower = spec.module(self.model, "vision_tower")
