@@ -311,7 +311,7 @@ def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatc
         return _fake_answer(grid, ["others", "x"])
 
     monkeypatch.setattr(generate, "segment", spy)
-    pipe.config = dataclasses.replace(pipe.config, reading="hint")
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(pipe.config, reading="hint"))  # a shared pipeline
     pipe(np.asarray(image), "the text that says 'open'")
     pipe(np.asarray(image), "the word 'EXIT'")
     pipe(np.asarray(image), "the red word")
@@ -321,7 +321,7 @@ def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatc
     assert xs.min() >= 160 and xs.max() >= 290 and 85 <= ys.min() and ys.max() <= 150  # the word's outline
     assert not other.any()  # EXIT is not there: an empty hint
     # A model trained with colour hints: a colour query shows its colour's pixels (none here are red).
-    pipe.config = dataclasses.replace(pipe.config, colour_hint=True)
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(pipe.config, colour_hint=True))
     red = np.asarray(image).copy()
     red[10:30, 20:60] = (215, 30, 35)
     pipe(red, "the red word")
@@ -354,7 +354,7 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
         return _fake_answer([["others"] * 4] * 4, ["others", "x"])
 
     monkeypatch.setattr(generate, "segment", spy)
-    pipe.config = dataclasses.replace(pipe.config, reading="hint", attribute_hint=True)
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(pipe.config, reading="hint", attribute_hint=True))
     for query in ("the blue word", "the topmost text", "the green word", "the curved text"):
         pipe(np.asarray(image), query)
     blue, top, green, curved = asked
@@ -367,7 +367,7 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
     assert np.array_equal(pipe.query_hint(image, "the blue word"), blue)  # what the benchmarks ask
     assert pipe.query_hint(image, "segment the text in this image") is None
     # A model trained with scene-text hints: "segment the text" shows every word read.
-    pipe.config = dataclasses.replace(pipe.config, scene_text_hint=True)
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(pipe.config, scene_text_hint=True))
     every = pipe.query_hint(image, "segment the text in this image")
     assert every.shape == (200, 320) and (every[blue > 0] > 0).all() and (every[top > 0] > 0).all()
 
