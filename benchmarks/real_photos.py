@@ -20,6 +20,10 @@ Rows:
    polygon-grid rule: a cell is text when ≥ 10 % of it is predicted, on the default model's grid.
 2. ``default_model`` — ``Text4SegPipeline.from_pretrained()`` asked "segment the text in this image":
    ``refined_masks["text"]`` and the answer's own grid (cells not labelled ``others``).
+3. ``oracle`` — what a perfect answer on the model's grid and rule would score: every word polygon
+   (don't-care ones too: a model cannot tell them) gridded by the model's ``inference.json`` rule
+   (``grid``, ``grid_threshold``), and that grid given to the model's refiner as the answer. It is the
+   ceiling the grid and rule leave: an 8×8 answer at 3 % marks cells the scorer's 10 % truth does not.
 
 Scores: ``text4seg.core.photo_metrics.PhotoMeter`` (definitions in its docstring). ``--overlays DIR``
 writes one PNG per photo, the rows side by side: prediction tinted magenta, the row's grid cells in
@@ -57,7 +61,7 @@ NO_TEXT = (
     ("sklearn", "datasets/images/china.jpg"),
     ("sklearn", "datasets/images/flower.jpg"),
 )
-ROWS = ("detector", "default_model")
+ROWS = ("detector", "default_model", "oracle")
 QUERY = "segment the text in this image"
 
 
@@ -153,6 +157,30 @@ def run_model(pipeline, photos: list[DevPhoto]) -> dict[str, dict]:
             "parse_failed": result.parse_failed,
             "answer": result.answer,
         }
+    return out
+
+
+def run_oracle(pipeline, photos: list[DevPhoto]) -> dict[str, dict]:
+    from text4seg.app.refiners import RefineRequest
+    from text4seg.core.masks import grid_from_mask
+    from text4seg.core.photo_metrics import rasterize
+    from text4seg.core.query import interpret_query
+
+    config = pipeline.config
+    query = interpret_query(QUERY, task="scene_text", referring_label=config.referring_label)
+    out = {}
+    for photo in photos:
+        rgb = load_rgb(photo.path)
+        start = time.perf_counter()
+        words = rasterize(photo.polygons, rgb.shape[:2]) if photo.polygons else np.zeros(rgb.shape[:2], bool)
+        grid = grid_from_mask(words, grid_size=config.grid, rule=config.grid_rule, threshold=config.grid_threshold)
+        mask = np.zeros(rgb.shape[:2], bool)
+        if grid.any():
+            request = RefineRequest(
+                image=rgb, grids={"text": grid}, query=query, flips=config.refiner_flips, zoom=config.refiner_zoom
+            )
+            mask = pipeline.refiner.refine(request)["text"]
+        out[photo.name] = {"mask": mask, "grid": grid, "seconds": time.perf_counter() - start}
     return out
 
 
@@ -255,10 +283,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--rows {args.rows!r}: choose from {ROWS}")
     photos = dev_photos()
     predictions, grid_size = {}, (args.grid, args.grid)
-    if "default_model" in rows:
+    if "default_model" in rows or "oracle" in rows:
         pipeline = load_pipeline(args)
         grid_size = tuple(pipeline.config.grid)
-        predictions["default_model"] = run_model(pipeline, photos)
+        if "default_model" in rows:
+            predictions["default_model"] = run_model(pipeline, photos)
+        if "oracle" in rows:
+            predictions["oracle"] = run_oracle(pipeline, photos)
     if "detector" in rows:
         predictions["detector"] = run_detector(args, photos, grid_size)
     predictions = {row: predictions[row] for row in rows}

@@ -133,6 +133,18 @@ def test_every_default_yaml_parses():
     assert on_backbone.with_overrides(same) == refiner
 
 
+def test_the_grid16_experiment_changes_only_the_grid_of_the_default_rows():
+    from data_builders.conversations import ConversationConfig
+
+    folder = REPO / "configs" / "experiments"
+    rows = ConversationConfig.from_yaml(folder / "grid16_conversations.yaml")
+    assert rows.grid_sizes == (16,) and rows.area_threshold == 0.1
+    default = ConversationConfig.from_yaml(REPO / "configs" / "default" / "conversations.yaml")
+    assert rows.with_overrides({"grid_sizes": default.grid_sizes, "area_threshold": default.area_threshold}) == default
+    run = FullTrainConfig.from_yaml(folder / "grid16_mllm.yaml")
+    assert not run.calibrate and run.backbone_lr == 0 and run.steps > 0
+
+
 def test_task_batches_keep_one_task_per_batch():
     tasks = ["scene_text"] * 30 + ["referring"] * 20 + ["describe"] * 10
     weights = {"scene_text": 0.5, "referring": 0.5, "describe": 0.0}
@@ -197,6 +209,8 @@ def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
     )  # fmt: skip
     record = train_full(cfg)
     assert record["step"] == 4 and np.isfinite(record["lm_loss"]) and record["lm_loss"] > 0
+    settings = load_inference_settings(tmp_path / "mllm" / "model")  # the rows' grid and rule
+    assert (settings.grid, settings.grid_rule, settings.grid_threshold) == ((4, 4), "area", 0.1)
     calibration = (tmp_path / "mllm" / "calibration.json").read_text()
     assert "text_norm" in calibration
     resumed = train_full(replace(cfg, steps=6))
@@ -218,6 +232,21 @@ def test_full_training_runs_saves_and_resumes(tiny_base, tmp_path):
     losses = gap["answer_loss"]
     assert np.isfinite(losses["own_image"]) and losses["own_image"] > 0
     assert losses["own_image"] != losses["shuffled_image"]  # the image reaches the answer's loss at all
+
+
+def test_the_rows_decide_the_grid_the_checkpoint_answers_on():
+    from text4seg.core.inference import InferenceSettings
+    from text4seg.mllm.full_train import rows_grid
+
+    config = {"grid_sizes": [16], "grid_rule": "area", "area_threshold": 0.1}
+    assert rows_grid({(16, 16)}, config, InferenceSettings(grid=(8, 8))) == {
+        "grid": (16, 16), "grid_rule": "area", "grid_threshold": 0.1,
+    }  # fmt: skip
+    several = {(8, 8), (16, 16)}
+    assert rows_grid(several, {"grid_rule": "nearest"}, InferenceSettings(grid=(16, 16))) == {"grid_rule": "nearest"}
+    with pytest.raises(ValueError, match=r"teach grids \[\(8, 8\), \(16, 16\)\]; the checkpoint answers on \(24, 24\)"):
+        rows_grid(several, {}, InferenceSettings(grid=(24, 24)))
+    assert rows_grid(set(), {}, InferenceSettings()) == {}  # describe rows only
 
 
 def test_answer_text_grid_reads_the_answer():

@@ -146,3 +146,34 @@ def test_grow_tower_keeps_every_answer_and_switches_the_inputs_on(tiny_dir, tmp_
     )
     with pytest.raises(ValueError, match="unknown tower features"):
         grow_tower(tiny_dir, tmp_path / "bad", hint=True)
+
+
+def test_regrid_tower_answers_on_the_new_grid_with_the_same_weights(tiny_dir, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from text4seg.mllm.text_vision import regrid_tower
+
+    (tiny_dir / "inference.json").write_text(json.dumps({"grid": [4, 4], "grid_threshold": 0.03}))
+    try:
+        regrid_tower(tiny_dir, tmp_path / "fine", patches=8, grid_threshold=0.1)
+    finally:
+        (tiny_dir / "inference.json").unlink()
+    fine = load_mllm(tmp_path / "fine")
+    assert fine.model.config.vision_config.patch_size == 8 and fine.model.config.image_seq_length == 65
+    inputs = fine.processor(
+        images=np.zeros((40, 70, 3), np.uint8) + 90, text="<image> text", return_tensors="pt"
+    )
+    assert int((inputs["input_ids"] == fine.model.config.image_token_index).sum()) == 65
+    with torch.no_grad():
+        assert fine.model(**inputs).logits.shape[1] == inputs["input_ids"].shape[1]
+    assert json.loads((tmp_path / "fine" / "inference.json").read_text()) == {
+        "grid": [8, 8],
+        "grid_threshold": 0.1,
+    }
+    before = load_file(tiny_dir / "model.safetensors")
+    after = load_file(tmp_path / "fine" / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="do not divide"):
+        regrid_tower(tiny_dir, tmp_path / "bad", patches=5)

@@ -193,6 +193,23 @@ def weighted_answer_loss(logits, labels, ids: dict[str, int], foreground_weight:
     return (token_loss * weight.reshape(-1)).sum() / weight.sum().clamp(min=1.0)
 
 
+def rows_grid(grids: set[tuple[int, int]], rows_config: dict, settings: InferenceSettings) -> dict:
+    """The grid, rule and threshold the rows teach, as ``InferenceSettings`` fields: a checkpoint trained
+    on them must be asked on that grid and its answers read by that rule. ``grids``: the rows' own
+    (grid_h, grid_w) sizes; ``rows_config``: their ``conversation_config.json`` (the rule and threshold;
+    may be empty). Rows of several grid sizes keep the settings' grid, which must be one of them."""
+    out = {}
+    if rows_config.get("grid_rule"):
+        out["grid_rule"] = rows_config["grid_rule"]
+        if rows_config["grid_rule"] == "area":
+            out["grid_threshold"] = float(rows_config["area_threshold"])
+    if len(grids) == 1:
+        out["grid"] = next(iter(grids))
+    elif grids and tuple(settings.grid) not in grids:
+        raise ValueError(f"the rows teach grids {sorted(grids)}; the checkpoint answers on {tuple(settings.grid)}")
+    return out
+
+
 class _Trainer:
     """Model, head, data and optimizer of one run."""
 
@@ -210,14 +227,14 @@ class _Trainer:
         self.settings = load_inference_settings(source) or InferenceSettings()
         # The rows decide how content queries are asked; the checkpoint must be asked the same way.
         conversation_config = Path(cfg.data) / CONFIG_NAME
-        if conversation_config.is_file():
-            rows = json.loads(conversation_config.read_text())
+        rows_config = json.loads(conversation_config.read_text()) if conversation_config.is_file() else {}
+        if rows_config:
             self.settings = dataclasses.replace(
                 self.settings,
-                reading=rows.get("reading", "none"),
-                colour_hint=rows.get("colour_hint", False),
-                attribute_hint=rows.get("attribute_hint", False),
-                scene_text_hint=rows.get("scene_text_hint", False),
+                reading=rows_config.get("reading", "none"),
+                colour_hint=rows_config.get("colour_hint", False),
+                attribute_hint=rows_config.get("attribute_hint", False),
+                scene_text_hint=rows_config.get("scene_text_hint", False),
             )
         spec = architecture_of(self.model.config)
         self.tower = spec.module(self.model, "vision_tower")
@@ -241,6 +258,9 @@ class _Trainer:
         self.head.load_state_dict(head_state)
         self.head.to(self.device)
         self.rows = datasets.load_from_disk(cfg.data)
+        # The checkpoint answers on the grid its rows teach (saved with it in inference.json).
+        taught = {(int(h), int(w)) for h, w in zip(self.rows["grid_h"], self.rows["grid_w"], strict=True) if h}
+        self.settings = dataclasses.replace(self.settings, **rows_grid(taught, rows_config, self.settings))
         if cfg.hinted_rows_only:
             self.rows = hinted_rows(self.rows)
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)

@@ -290,8 +290,52 @@ def grow_tower(source: str | Path, out: str | Path, **features: bool) -> None:
     model.save_pretrained(out)
 
 
+def regrid_tower(
+    source: str | Path, out: str | Path, *, patches: int, grid_threshold: float | None = None
+) -> None:
+    """Copy the LLaVA checkpoint ``source`` (a ``text4seg_text_vision`` tower) to ``out`` answering on a
+    ``patches``×``patches`` grid: the tower pools the detector's features over smaller (or larger)
+    patches, the processor expands ``<image>`` into that many tokens, and ``inference.json`` says the
+    new grid (and ``grid_threshold``, when given). No weight changes shape (the tower has no position
+    embeddings and the LM's positions are rotary), so the copy starts from everything ``source``
+    learned and is then trained on rows of the new grid."""
+    import json
+    import shutil
+
+    from transformers import AutoConfig
+
+    register()
+    source, out = Path(source), Path(out)
+    config = AutoConfig.from_pretrained(source)
+    vision = config.vision_config
+    if getattr(vision, "model_type", None) != MODEL_TYPE:
+        raise ValueError(f"{source}: the vision tower is {vision.model_type!r}, not {MODEL_TYPE!r}")
+    if patches < 1 or vision.image_size % patches:
+        raise ValueError(f"{patches} patches per side do not divide the tower's {vision.image_size} px input")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, out / path.name)
+    patch_size = vision.image_size // patches
+    config_json = json.loads((out / "config.json").read_text())
+    config_json["vision_config"]["patch_size"] = patch_size
+    config_json["image_seq_length"] = patches * patches + 1  # + the pooled token (strategy "full")
+    (out / "config.json").write_text(json.dumps(config_json, indent=2))
+    processor = json.loads((out / "processor_config.json").read_text())
+    processor["patch_size"] = patch_size
+    (out / "processor_config.json").write_text(json.dumps(processor, indent=2))
+    inference_path = out / "inference.json"
+    if inference_path.is_file():
+        inference = json.loads(inference_path.read_text())
+        inference["grid"] = [patches, patches]
+        if grid_threshold is not None:
+            inference["grid_threshold"] = grid_threshold
+        inference_path.write_text(json.dumps(inference, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """python -m text4seg.mllm.text_vision grow SOURCE OUT [--colour-features] [--reading-hint]"""
+    """python -m text4seg.mllm.text_vision grow SOURCE OUT [--colour-features] [--reading-hint] |
+    regrid SOURCE OUT --patches N [--grid-threshold T]"""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m text4seg.mllm.text_vision", description=main.__doc__)
@@ -301,8 +345,18 @@ def main(argv: list[str] | None = None) -> None:
     grow.add_argument("out")
     grow.add_argument("--colour-features", action="store_true")
     grow.add_argument("--reading-hint", action="store_true")
+    regrid = sub.add_parser("regrid", help="answer on another grid (patches per side) from the same weights")
+    regrid.add_argument("source")
+    regrid.add_argument("out")
+    regrid.add_argument("--patches", type=int, required=True, help="patches (grid cells) per side")
+    regrid.add_argument("--grid-threshold", type=float, help="inference.json grid_threshold of the new grid")
     args = parser.parse_args(argv)
-    grow_tower(args.source, args.out, colour_features=args.colour_features, reading_hint=args.reading_hint)
+    if args.command == "grow":
+        grow_tower(
+            args.source, args.out, colour_features=args.colour_features, reading_hint=args.reading_hint
+        )
+    else:
+        regrid_tower(args.source, args.out, patches=args.patches, grid_threshold=args.grid_threshold)
     print(f"wrote {args.out}")
 
 
