@@ -140,7 +140,10 @@ def test_the_grid16_experiment_changes_only_the_grid_of_the_default_rows():
     rows = ConversationConfig.from_yaml(folder / "grid16_conversations.yaml")
     assert rows.grid_sizes == (16,) and rows.area_threshold == 0.1
     default = ConversationConfig.from_yaml(REPO / "configs" / "default" / "conversations.yaml")
-    assert rows.with_overrides({"grid_sizes": default.grid_sizes, "area_threshold": default.area_threshold}) == default
+    assert (
+        rows.with_overrides({"grid_sizes": default.grid_sizes, "area_threshold": default.area_threshold})
+        == default
+    )
     run = FullTrainConfig.from_yaml(folder / "grid16_mllm.yaml")
     assert not run.calibrate and run.backbone_lr == 0 and run.steps > 0
 
@@ -243,8 +246,12 @@ def test_the_rows_decide_the_grid_the_checkpoint_answers_on():
         "grid": (16, 16), "grid_rule": "area", "grid_threshold": 0.1,
     }  # fmt: skip
     several = {(8, 8), (16, 16)}
-    assert rows_grid(several, {"grid_rule": "nearest"}, InferenceSettings(grid=(16, 16))) == {"grid_rule": "nearest"}
-    with pytest.raises(ValueError, match=r"teach grids \[\(8, 8\), \(16, 16\)\]; the checkpoint answers on \(24, 24\)"):
+    assert rows_grid(several, {"grid_rule": "nearest"}, InferenceSettings(grid=(16, 16))) == {
+        "grid_rule": "nearest"
+    }
+    with pytest.raises(
+        ValueError, match=r"teach grids \[\(8, 8\), \(16, 16\)\]; the checkpoint answers on \(24, 24\)"
+    ):
         rows_grid(several, {}, InferenceSettings(grid=(24, 24)))
     assert rows_grid(set(), {}, InferenceSettings()) == {}  # describe rows only
 

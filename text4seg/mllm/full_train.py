@@ -206,7 +206,9 @@ def rows_grid(grids: set[tuple[int, int]], rows_config: dict, settings: Inferenc
     if len(grids) == 1:
         out["grid"] = next(iter(grids))
     elif grids and tuple(settings.grid) not in grids:
-        raise ValueError(f"the rows teach grids {sorted(grids)}; the checkpoint answers on {tuple(settings.grid)}")
+        raise ValueError(
+            f"the rows teach grids {sorted(grids)}; the checkpoint answers on {tuple(settings.grid)}"
+        )
     return out
 
 
@@ -259,7 +261,9 @@ class _Trainer:
         self.head.to(self.device)
         self.rows = datasets.load_from_disk(cfg.data)
         # The checkpoint answers on the grid its rows teach (saved with it in inference.json).
-        taught = {(int(h), int(w)) for h, w in zip(self.rows["grid_h"], self.rows["grid_w"], strict=True) if h}
+        taught = {
+            (int(h), int(w)) for h, w in zip(self.rows["grid_h"], self.rows["grid_w"], strict=True) if h
+        }
         self.settings = dataclasses.replace(self.settings, **rows_grid(taught, rows_config, self.settings))
         if cfg.hinted_rows_only:
             self.rows = hinted_rows(self.rows)
