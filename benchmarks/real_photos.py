@@ -173,11 +173,17 @@ def run_oracle(pipeline, photos: list[DevPhoto]) -> dict[str, dict]:
         rgb = load_rgb(photo.path)
         start = time.perf_counter()
         words = rasterize(photo.polygons, rgb.shape[:2]) if photo.polygons else np.zeros(rgb.shape[:2], bool)
-        grid = grid_from_mask(words, grid_size=config.grid, rule=config.grid_rule, threshold=config.grid_threshold)
+        grid = grid_from_mask(
+            words, grid_size=config.grid, rule=config.grid_rule, threshold=config.grid_threshold
+        )
         mask = np.zeros(rgb.shape[:2], bool)
         if grid.any():
             request = RefineRequest(
-                image=rgb, grids={"text": grid}, query=query, flips=config.refiner_flips, zoom=config.refiner_zoom
+                image=rgb,
+                grids={"text": grid},
+                query=query,
+                flips=config.refiner_flips,
+                zoom=config.refiner_zoom,
             )
             mask = pipeline.refiner.refine(request)["text"]
         out[photo.name] = {"mask": mask, "grid": grid, "seconds": time.perf_counter() - start}

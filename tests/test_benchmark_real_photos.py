@@ -26,3 +26,41 @@ def test_detector_row_scores_the_dev_photos_and_writes_overlays(tmp_path):
     assert figures["detector.word_recall"] >= 0.7  # 18 of 21 words when written
     assert 0.0 < figures["detector.precision"] <= 1.0
     assert len(list(tmp_path.glob("*.png"))) == 22
+
+
+def test_oracle_row_grids_the_words_by_the_models_rule_and_scores_full_grid_iou_at_the_scorers_rule(
+    monkeypatch,
+):
+    """The ``oracle`` row: every word polygon gridded by the model's grid and rule, handed to its
+    refiner. At the scorer's own 10 % rule its grid is the scorer's truth (grid IoU 1); at the
+    default's 3 % it marks more cells than that truth."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("real_photos", REPO / "benchmarks" / "real_photos.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "real_photos", bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    photos = [p for p in bench.dev_photos() if p.polygons][:4] + [
+        p for p in bench.dev_photos() if not p.polygons
+    ][:1]
+
+    class CellRefiner:  # draws the given cells whole, so the row's masks follow its grids
+        def refine(self, request):
+            from text4seg.core.masks import upsample_grid
+
+            return {k: upsample_grid(g, size=request.image.shape[:2]) for k, g in request.grids.items()}
+
+    def pipeline(threshold):
+        config = SimpleNamespace(grid=(8, 8), grid_rule="area", grid_threshold=threshold, referring_label="sentence",
+                                 refiner_flips=(), refiner_zoom=False)  # fmt: skip
+        return SimpleNamespace(config=config, refiner=CellRefiner())
+
+    at_10 = bench.run_oracle(pipeline(0.1), photos)
+    at_3 = bench.run_oracle(pipeline(0.03), photos)
+    assert bench.score(photos, at_10)[0]["grid_iou"] == 1.0
+    assert bench.score(photos, at_3)[0]["grid_iou"] < 1.0
+    assert all((at_3[p.name]["grid"] >= at_10[p.name]["grid"]).all() for p in photos)
+    assert not at_10[photos[-1].name]["grid"].any() and not at_10[photos[-1].name]["mask"].any()  # no text
+    assert int(np.sum([at_10[p.name]["grid"].sum() for p in photos])) > 0
