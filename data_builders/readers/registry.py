@@ -11,6 +11,7 @@ from data_builders.readers.cocostuff import CocoStuffReader
 from data_builders.readers.grefcoco import GRefCocoReader
 from data_builders.readers.hiertext import HierTextReader
 from data_builders.readers.icdar13 import Icdar13Reader
+from data_builders.readers.icdar15 import Icdar15Reader
 from data_builders.readers.refer import RefCocoReader
 from data_builders.readers.textseg import TextSegReader
 from data_builders.readers.totaltext import TotalTextReader
@@ -20,6 +21,7 @@ READERS: MappingProxyType[str, Callable[..., DatasetReader]] = MappingProxyType(
         "textseg": TextSegReader,
         "totaltext": TotalTextReader,
         "icdar13": Icdar13Reader,
+        "icdar15": Icdar15Reader,
         "hiertext": HierTextReader,
         "refcoco": partial(RefCocoReader, dataset="refcoco"),
         "refcoco+": partial(RefCocoReader, dataset="refcoco+"),

@@ -283,23 +283,30 @@ class PhotoMeter:
         return score
 
     def summary(self) -> PhotoSummary:
-        text = [s for s in self.scores if s.has_text]
-        no_text = [s for s in self.scores if not s.has_text]
-        gridded = [s for s in text if s.grid_union is not None]
-        with_words = [s for s in text if s.words > 0]
-        words = sum(s.words for s in text)
-        return PhotoSummary(
-            photos=len(self.scores),
-            text_photos=len(text),
-            words=words,
-            words_found=sum(s.words_found for s in text),
-            word_recall=_ratio(sum(s.words_found for s in text), words),
-            precision=_ratio(sum(s.predicted_near_text for s in text), sum(s.predicted for s in text)),
-            grid_iou=_ratio(sum(s.grid_intersection for s in gridded), sum(s.grid_union for s in gridded)),
-            grid_photos=len(gridded),
-            empty_photos=sum(s.empty for s in with_words),
-            photos_with_words=len(with_words),
-            no_text_photos=len(no_text),
-            no_text_empty=sum(s.empty for s in no_text),
-            no_text_mean_area=_ratio(sum(s.area for s in no_text), len(no_text)),
-        )
+        """The figures pooled over every photo scored so far (:func:`summarize`)."""
+        return summarize(self.scores)
+
+
+def summarize(scores: Sequence[PhotoScore]) -> PhotoSummary:
+    """Pool photos' counts into one :class:`PhotoSummary`: sums of counts, then one ratio per figure
+    (not a mean of per-photo ratios), so counts kept per photo and pooled later give the same figures."""
+    text = [s for s in scores if s.has_text]
+    no_text = [s for s in scores if not s.has_text]
+    gridded = [s for s in text if s.grid_union is not None]
+    with_words = [s for s in text if s.words > 0]
+    words = sum(s.words for s in text)
+    return PhotoSummary(
+        photos=len(scores),
+        text_photos=len(text),
+        words=words,
+        words_found=sum(s.words_found for s in text),
+        word_recall=_ratio(sum(s.words_found for s in text), words),
+        precision=_ratio(sum(s.predicted_near_text for s in text), sum(s.predicted for s in text)),
+        grid_iou=_ratio(sum(s.grid_intersection for s in gridded), sum(s.grid_union for s in gridded)),
+        grid_photos=len(gridded),
+        empty_photos=sum(s.empty for s in with_words),
+        photos_with_words=len(with_words),
+        no_text_photos=len(no_text),
+        no_text_empty=sum(s.empty for s in no_text),
+        no_text_mean_area=_ratio(sum(s.area for s in no_text), len(no_text)),
+    )

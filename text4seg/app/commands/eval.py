@@ -5,7 +5,9 @@ Writes ``OUT/per_image.csv``, ``OUT/report.json``, ``OUT/iou_histogram.png`` and
 dotted keys (``n_images``, ``coarse.fgIoU``, ``coarse.F``, ``coarse.grid_IoU``, ``oracle.fgIoU``,
 ``refined.fgIoU``, ``refined.F``, ``parse_failure_rate``, ``seconds_per_image``, …; see
 ``text4seg.app.evaluation.report``). Referring datasets also get a per-kind table (colour, position,
-size, content, no-target, multi-target, other) above that line, and ``by_kind`` in it.
+size, content, no-target, multi-target, other) above that line, and ``by_kind`` in it. ICDAR 2015
+(word quadrilaterals) also gets the word-level photo figures ``photo.word_recall``,
+``photo.precision``, ``photo.grid_iou``, ``photo.empty_photos``, … (``text4seg.core.photo_metrics``).
 
 Resumable: rerun the same command after a kill and only the missing samples are evaluated.
 Sharded: under ``torchrun --nproc_per_node N -m text4seg.app.cli eval ...`` (or with ``RANK`` /
@@ -42,6 +44,13 @@ HEADLINE = (
     "parse_failure_rate",
     "repair_rate",
     "seconds_per_image",
+)
+# Added for datasets scored with the word-level photo metrics (ICDAR 2015); each PHOTO_COUNTS entry
+# (count, total, what) reads "<count> of <total> <what>".
+PHOTO_HEADLINE = ("photo.word_recall", "photo.precision", "photo.grid_iou")
+PHOTO_COUNTS = (
+    ("photo.words_found", "photo.words", "cared-for words"),
+    ("photo.empty_photos", "photo.photos_with_words", "photos with words"),
 )
 
 
@@ -80,10 +89,13 @@ def _model_settings(args: argparse.Namespace) -> dict:
 
 
 def _print_report(report: dict, out: Path) -> None:
-    for key in HEADLINE:
+    photo = PHOTO_HEADLINE[0] in report
+    for key in (*HEADLINE, *(PHOTO_HEADLINE if photo else ())):
         value = report.get(key)
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:>20}: {text}")
+    for key, total, what in PHOTO_COUNTS if photo else ():
+        print(f"{key:>20}: {report[key]} of {report[total]} {what}")
     for line in kind_table(report):
         print(line)
     print(f"report: {out / 'report.json'}, per-image: {out / 'per_image.csv'}, plots in {out}")

@@ -7,6 +7,9 @@ scene-text figures (fgIoU, F, P, R: ``SceneTextMeter``), the referring ones (cIo
 ``ReferringMeter``) and REC's Acc@0.5 (``RecMeter``); which ones matter depends on the dataset.
 Referring datasets add ``by_kind`` (expression kind → ``n`` and each source's cIoU, gIoU, Acc@0.5)
 and gRefCOCO's ``<source>.N-acc`` / ``<source>.T-acc`` (``text4seg.app.evaluation.kinds``).
+Datasets with word polygons (ICDAR 2015) add ``photo.<figure>`` for every ``PhotoSummary`` field
+(``photo.word_recall``, ``photo.precision``, ``photo.grid_iou``, ``photo.words``, ``photo.empty_photos``…,
+``text4seg.core.photo_metrics``), pooled from the per-photo counts.
 Keys starting with ``seconds`` / ``wall`` / ``images_per_second`` are timings; everything else is a
 pure function of the records, so it is identical however the run was split or resumed.
 """
@@ -22,7 +25,7 @@ import numpy as np
 
 from text4seg.app.evaluation.kinds import by_kind, kinds_of, target_accuracies
 from text4seg.app.evaluation.plots import plot_iou_histogram, plot_iou_scatter
-from text4seg.app.evaluation.scoring import MASK_SOURCES, merged_meters
+from text4seg.app.evaluation.scoring import MASK_SOURCES, merged_meters, photo_summary
 
 TIMING_PREFIXES = ("seconds", "wall", "images_per_second")
 CSV_COLUMNS = (
@@ -62,6 +65,9 @@ def compute_report(records: list[dict[str, Any]], *, wall_seconds: float | None 
         report[f"{source}.cIoU"], report[f"{source}.gIoU"] = referring["cIoU"], referring["gIoU"]
         report[f"{source}.Acc@0.5"] = meters[source]["rec"].result()["Acc@0.5"]
     report["coarse.grid_IoU"] = meters["grid"]["scene"].result()["fgIoU"]
+    photos = photo_summary(records)
+    if photos is not None:
+        report.update({f"photo.{key}": value for key, value in photos.to_json().items()})
     report["parse_failure_rate"] = _mean([r["parse_failed"] for r in records])
     report["repair_rate"] = _mean([bool(r["repairs"]) for r in records])
     report["repairs_per_image"] = _mean([len(r["repairs"]) for r in records])

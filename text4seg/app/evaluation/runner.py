@@ -129,13 +129,15 @@ def run_shard(pipeline, cfg: EvalConfig, *, model: dict[str, Any]) -> dict[str, 
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
+    # Opening the dataset first means a wrong root or split leaves no run.json behind to refuse the fix.
+    samples = iter_samples(cfg.dataset, root=cfg.root, split=cfg.split, task=cfg.task)
     check_run_settings(out, cfg.settings(model))
     done_ids = {r["id"] for r in read_records(out)}
     start = time.perf_counter()
     n_samples = n_new = 0
     bar = tqdm(desc=f"eval {cfg.dataset} shard {cfg.rank}/{cfg.world_size}", unit="img", position=cfg.rank)
     with RecordWriter(out, cfg.rank) as writer:
-        for sample in iter_samples(cfg.dataset, root=cfg.root, split=cfg.split, task=cfg.task):
+        for sample in samples:
             if cfg.limit is not None and sample.index >= cfg.limit:
                 break
             n_samples += 1

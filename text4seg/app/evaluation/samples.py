@@ -4,6 +4,9 @@ Real datasets come through ``data_builders.readers`` (their published layouts); 
 Arrow folder written by ``python -m data_builders.synthetic`` (scene-text samples, or its referring
 expressions with ``task="referring"``). Sample ``i`` is the i-th in reader order, which is what
 sharding (``i::N``) and resuming (by ``sample_id``) rely on.
+
+Datasets in ``PHOTO_DATASETS`` (ICDAR 2015) have word polygons for truth; their samples also carry
+those polygons (``EvalSample.photo``) so each is scored with ``text4seg.core.photo_metrics`` as well.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from data_builders.readers import build_reader
+from data_builders.readers import DatasetReader, build_reader
+from data_builders.readers.icdar15 import WordPhoto
 from data_builders.synthetic.writers import decode_rle
 
 EVAL_DATASETS = (
     "textseg",
     "totaltext",
     "icdar13",
+    "icdar15",
     "hiertext",
     "refcoco",
     "refcoco+",
@@ -28,6 +33,9 @@ EVAL_DATASETS = (
     "grefcoco",
     "synthetic",
 )
+PHOTO_DATASETS = ("icdar15",)
+"""Datasets whose truth is word polygons (their reader has ``photos(split)`` yielding ``WordPhoto``):
+scored with the word-level photo metrics as well as against the polygons' mask."""
 SCENE_TEXT_QUERY = "text"
 
 
@@ -52,6 +60,8 @@ class EvalSample:
     n_targets: int | None = None
     """Referring samples: how many instances the expression picks (gRefCOCO's several targets), when
     the dataset gives them; None when it gives none (scene text, a reader's no-target record)."""
+    photo: WordPhoto | None = None
+    """The word polygons and don't-care flags, in this image's pixels (``PHOTO_DATASETS``), or None."""
 
 
 def match_split(name: str, splits: tuple[str, ...]) -> str:
@@ -63,8 +73,17 @@ def match_split(name: str, splits: tuple[str, ...]) -> str:
 
 
 def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample]:
+    # Opened here, not in the generator, so a wrong root or split fails before anything is evaluated.
     reader = build_reader(dataset, root=root)
     split = match_split(split, reader.splits)
+    photos = {p.source_id: p for p in reader.photos(split)} if dataset in PHOTO_DATASETS else None
+    return _records_as_samples(reader, split, photos)
+
+
+def _records_as_samples(
+    reader: DatasetReader, split: str, photos: dict[str, WordPhoto] | None
+) -> Iterator[EvalSample]:
+    """The reader's records as samples; ``photos`` (source id → word polygons) for PHOTO_DATASETS."""
     for index, record in enumerate(reader.records(split)):
         if record.mask is None:
             raise ValueError(f"{record.source_id}: task {record.task!r} has no binary mask to evaluate")
@@ -73,8 +92,9 @@ def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample
             len(record.instance_masks) if record.task == "referring" and record.instance_masks else None
         )
         yield EvalSample(
-            index, record.source_id, record.image, record.mask, record.ignore, record.task, query, n_targets
-        )
+            index, record.source_id, record.image, record.mask, record.ignore, record.task, query, n_targets,
+            photos[record.source_id] if photos is not None else None,
+        )  # fmt: skip
 
 
 def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample]:
@@ -110,7 +130,8 @@ def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample
 def iter_samples(
     dataset: str, *, root: str | Path, split: str, task: str = "scene_text"
 ) -> Iterator[EvalSample]:
-    """Samples of ``dataset`` in a fixed order. ``task`` only matters for ``synthetic``."""
+    """Samples of ``dataset`` in a fixed order. ``task`` only matters for ``synthetic``. A reader's
+    dataset is opened by this call, so a wrong root (LayoutError) or split raises here."""
     if dataset not in EVAL_DATASETS:
         raise ValueError(f"dataset {dataset!r} not in {EVAL_DATASETS}")
     if task not in ("scene_text", "referring"):

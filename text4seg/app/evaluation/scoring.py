@@ -4,10 +4,15 @@ Each record keeps, for the coarse, refined and oracle masks and for the patch gr
 ``text4seg.core.metrics`` meter that saw only that sample. The report merges those states in sample
 order, so a run split over processes, or resumed after a kill, sums the very same numbers in the very
 same order as one uninterrupted process.
+
+Samples with word polygons (``EvalSample.photo``: ICDAR 2015) also keep their
+``text4seg.core.photo_metrics.PhotoScore`` counts under ``"photo"``, scored on the refined mask and the
+answer's grid; :func:`photo_summary` pools them as ``PhotoMeter`` does.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -16,6 +21,7 @@ from text4seg.core.codec import BACKGROUND
 from text4seg.core.expressions import sample_kinds
 from text4seg.core.masks import grid_from_mask, upsample_grid
 from text4seg.core.metrics import RecMeter, ReferringMeter, SceneTextMeter
+from text4seg.core.photo_metrics import PhotoScore, PhotoSummary, score_photo, summarize
 
 # Meter kinds kept per mask source; the report rebuilds them by these names.
 METERS = {"scene": SceneTextMeter, "referring": ReferringMeter, "rec": RecMeter}
@@ -66,6 +72,9 @@ def score_sample(
     record["iou"]["grid"] = int(np.count_nonzero(pred_grid & truth_grid)) / union if union else 1.0
     record["gt_pixels"] = int(np.count_nonzero(gt))
     record["kinds"] = list(record_kinds(sample.task, sample.query, record["gt_pixels"], sample.n_targets))
+    if sample.photo is not None:
+        score = score_photo(refined, sample.photo.polygons, sample.photo.dont_care, grid=pred_grid)
+        record["photo"] = asdict(score)
     return record
 
 
@@ -89,3 +98,10 @@ def merged_meters(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 one.load_state_dict(record["meters"][source][name])
                 out[source][name].merge(one)
     return out
+
+
+def photo_summary(records: list[dict[str, Any]]) -> PhotoSummary | None:
+    """The word-level figures pooled over the records that have photo counts (sums of counts, then
+    ratios: ``text4seg.core.photo_metrics.summarize``); None when no record has them."""
+    scores = [PhotoScore(**record["photo"]) for record in records if "photo" in record]
+    return summarize(scores) if scores else None
