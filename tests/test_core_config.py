@@ -144,6 +144,8 @@ YAML_CLASSES = {
     "default/refiner_warm_backbone.yaml": RefinerTrainConfig,
     "default/vision_pretrain.yaml": VisionPretrainConfig,
     "default/vision_pretrain_backbone.yaml": VisionPretrainConfig,
+    "experiments/grid16_conversations.yaml": ConversationConfig,
+    "experiments/grid16_mllm.yaml": FullTrainConfig,
     "mllm/default_llava.yaml": TinyMllmConfig,
     "mllm/lora_default.yaml": MllmConfig,
     "mllm/qlora_default.yaml": MllmConfig,
