@@ -98,3 +98,25 @@ def test_a_retrained_checkpoint_in_the_same_place_is_not_resumed(tmp_path, capsy
     os.utime(refiner, ns=(0, 0))  # as if rewritten by a new training run
     assert main(args) == 2
     assert "model.refiner_files: recorded" in capsys.readouterr().err
+
+
+def test_a_synthetic_split_that_is_not_there_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import datasets
+
+    import text4seg.app.commands.eval as eval_command
+
+    datasets.Dataset.from_dict({"split": ["train"], "source_id": ["syn/train/0"]}).save_to_disk(
+        tmp_path / "syn"
+    )
+    with pytest.raises(ValueError, match=r"split 'test' not in \('train',\)"):
+        iter_samples("synthetic", root=tmp_path / "syn", split="test")  # opening it, before any sample
+
+    def never_loaded(args):
+        raise AssertionError("the model was loaded before the dataset was opened")
+
+    monkeypatch.setattr(eval_command, "pipeline_from_args", never_loaded)
+    args = ["eval", "--dataset", "synthetic", "--root", str(tmp_path / "syn"), "--split", "test",
+            "--out", str(tmp_path / "ev")]  # fmt: skip
+    assert main(args) == 2
+    assert "split 'test' not in ('train',)" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()

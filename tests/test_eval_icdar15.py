@@ -129,11 +129,17 @@ def test_two_merged_shards_equal_one_run(reference, tmp_path, monkeypatch):
     assert metrics_only(merged) == metrics_only(report)
 
 
-def test_a_root_without_the_layout_fails_with_the_layout_before_any_record(tmp_path, capsys):
-    ckpt = tiny_checkpoints()
+def _never_loaded(args):
+    raise AssertionError("the model was loaded before the dataset was opened")
+
+
+def test_a_wrong_root_or_split_fails_before_the_model_loads_or_anything_is_recorded(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(eval_command, "pipeline_from_args", _never_loaded)
     out = tmp_path / "ev"
     args = ["eval", "--dataset", "icdar15", "--root", str(tmp_path), "--split", "test", "--out", str(out),
-            "--model", str(ckpt.mllm), "--refiner", str(ckpt.refiner), "--grid", "4", "--threads", "1"]  # fmt: skip
+            "--grid", "4", "--threads", "1"]  # fmt: skip
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} is not a icdar15 root" in err and "Expected layout:" in err
@@ -141,6 +147,11 @@ def test_a_root_without_the_layout_fails_with_the_layout_before_any_record(tmp_p
     assert not out.exists()  # nothing recorded that a rerun with the right root would refuse
     assert main([*args[:4], str(TOY), "--split", "train", *args[7:]]) == 2
     assert "split 'train' not in ('test',)" in capsys.readouterr().err
+    # --overwrite with a wrong root keeps the earlier evaluation: the root is checked before it goes.
+    (out / "records").mkdir(parents=True)
+    (out / "run.json").write_text("{}")
+    assert main([*args, "--overwrite"]) == 2
+    assert (out / "run.json").is_file() and "is not a icdar15 root" in capsys.readouterr().err
 
 
 class _Result:

@@ -25,7 +25,14 @@ from pathlib import Path
 from text4seg.app.commands.segment import add_model_arguments, pipeline_from_args
 from text4seg.app.default_model import DEFAULT_ROOT
 from text4seg.app.evaluation.kinds import kind_table
-from text4seg.app.evaluation.runner import EvalConfig, distributed_env, merge, run_shard, wait_for_shards
+from text4seg.app.evaluation.runner import (
+    EvalConfig,
+    distributed_env,
+    merge,
+    open_samples,
+    run_shard,
+    wait_for_shards,
+)
 from text4seg.app.evaluation.samples import EVAL_DATASETS
 
 # Printed before the JSON line, in this order, for people reading the log.
@@ -113,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
         _print_report(report, out)
         return 0
     rank, world_size = distributed_env()
-    if args.overwrite:
-        if world_size > 1:
-            raise ValueError("--overwrite with several processes would race; clear --out first")
-        shutil.rmtree(out, ignore_errors=True)
+    if args.overwrite and world_size > 1:
+        raise ValueError("--overwrite with several processes would race; clear --out first")
     cfg = EvalConfig(
         dataset=args.dataset,
         root=str(args.root),
@@ -131,8 +136,13 @@ def run(args: argparse.Namespace) -> int:
         world_size=world_size,
         merge_timeout=args.merge_timeout,
     )
+    # The dataset is opened before the model loads, so a wrong root or split is reported at once, and
+    # before --overwrite discards an earlier evaluation.
+    samples = open_samples(cfg)
+    if args.overwrite:
+        shutil.rmtree(out, ignore_errors=True)
     pipeline = pipeline_from_args(args)
-    info = run_shard(pipeline, cfg, model=_model_settings(args))
+    info = run_shard(pipeline, cfg, samples=samples, model=_model_settings(args))
     if rank != 0:
         print(f"shard {rank}/{world_size}: {info['new_records']} new records; rank 0 merges")
         return 0

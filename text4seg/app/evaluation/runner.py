@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from text4seg.app.evaluation.records import (
     read_records,
 )
 from text4seg.app.evaluation.report import compute_report, write_report
-from text4seg.app.evaluation.samples import EVAL_DATASETS, iter_samples
+from text4seg.app.evaluation.samples import EVAL_DATASETS, EvalSample, iter_samples
 from text4seg.app.evaluation.scoring import score_sample
 
 
@@ -124,13 +125,20 @@ def evaluate_sample(pipeline, sample, cfg: EvalConfig) -> dict[str, Any]:
     return record
 
 
-def run_shard(pipeline, cfg: EvalConfig, *, model: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate this process's unrecorded samples; returns the done-marker info."""
+def open_samples(cfg: EvalConfig) -> Iterator[EvalSample]:
+    """The samples ``cfg`` evaluates, in dataset order; opening them checks the root and the split
+    (LayoutError / ValueError / FileNotFoundError here, not halfway through a run)."""
+    return iter_samples(cfg.dataset, root=cfg.root, split=cfg.split, task=cfg.task)
+
+
+def run_shard(
+    pipeline, cfg: EvalConfig, *, samples: Iterator[EvalSample], model: dict[str, Any]
+) -> dict[str, Any]:
+    """Evaluate this process's unrecorded ``samples`` (``open_samples(cfg)``); returns the done-marker
+    info. The samples come opened, so a wrong root or split leaves no run.json behind to refuse the fix."""
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
-    # Opening the dataset first means a wrong root or split leaves no run.json behind to refuse the fix.
-    samples = iter_samples(cfg.dataset, root=cfg.root, split=cfg.split, task=cfg.task)
     check_run_settings(out, cfg.settings(model))
     done_ids = {r["id"] for r in read_records(out)}
     start = time.perf_counter()

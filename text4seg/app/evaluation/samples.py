@@ -98,15 +98,23 @@ def _records_as_samples(
 
 
 def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample]:
+    # Opened here, not in the generator, so a wrong split fails before anything is evaluated.
     import datasets
 
     data = datasets.load_from_disk(str(root))
     splits = data["split"]
     wanted = match_split(split, tuple(sorted(set(splits))))
-    index = 0
     # Rows are picked by position rather than with Dataset.filter, which would write cache files into
     # the dataset folder (a race when several evaluation processes open it at once).
-    for position in (i for i, s in enumerate(splits) if s == wanted):
+    positions = [i for i, s in enumerate(splits) if s == wanted]
+    return _synthetic_rows_as_samples(data, positions, task)
+
+
+def _synthetic_rows_as_samples(data, positions: list[int], task: str) -> Iterator[EvalSample]:
+    """The Arrow rows at ``positions`` as samples: one per row for scene text, one per expression
+    for ``task="referring"``."""
+    index = 0
+    for position in positions:
         row = data[position]
         image = np.asarray(row["image"].convert("RGB"))
         mask = np.asarray(row["mask"].convert("L")) > 127
@@ -130,8 +138,9 @@ def _synthetic_samples(root: Path, split: str, task: str) -> Iterator[EvalSample
 def iter_samples(
     dataset: str, *, root: str | Path, split: str, task: str = "scene_text"
 ) -> Iterator[EvalSample]:
-    """Samples of ``dataset`` in a fixed order. ``task`` only matters for ``synthetic``. A reader's
-    dataset is opened by this call, so a wrong root (LayoutError) or split raises here."""
+    """Samples of ``dataset`` in a fixed order. ``task`` only matters for ``synthetic``. The dataset is
+    opened by this call, so a wrong root (LayoutError, FileNotFoundError) or split (ValueError)
+    raises here, not on the first sample."""
     if dataset not in EVAL_DATASETS:
         raise ValueError(f"dataset {dataset!r} not in {EVAL_DATASETS}")
     if task not in ("scene_text", "referring"):
