@@ -73,3 +73,21 @@ def test_nested_split_folders_and_wrong_root(tmp_path):
     assert photo.dont_care == [True]
     with pytest.raises(LayoutError, match="ch4_training_images"):
         Icdar15Reader(root=tmp_path / "test" / "nothing")
+
+
+def test_photo_records_pair_each_record_with_its_photo_reading_each_file_once(tmp_path):
+    _photo(tmp_path, "img_1", "1,1,5,1,5,5,1,5,ok\n0,0,2,0,2,2,0,2,###\n")
+    _photo(tmp_path, "img_2", "1,1,5,1\n")  # bad line
+    _photo(tmp_path, "img_3", "2,2,6,2,6,6,2,6,yes\n")
+    reader = Icdar15Reader(root=tmp_path)
+    pairs = list(reader.photo_records("test"))
+    assert [(p.source_id, r.source_id) for p, r in pairs] == [
+        ("icdar15/test/img_1", "icdar15/test/img_1"),
+        ("icdar15/test/img_3", "icdar15/test/img_3"),
+    ]
+    photo, record = pairs[0]
+    assert photo.dont_care == [False, True] and record.attributes["words"] == ["ok"]
+    assert reader.report.records == 2 and reader.report.counts == {"bad annotation": 1}
+    plain = Icdar15Reader(root=tmp_path)
+    assert [r.source_id for r in plain.records("test")] == [r.source_id for _, r in pairs]
+    assert plain.report.counts == {"bad annotation": 1}

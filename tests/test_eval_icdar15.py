@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from data_builders.readers.icdar15 import Icdar15Reader, Word, WordPhoto
 from text4seg.app.cli import main
 from text4seg.app.evaluation.records import read_records
 from text4seg.app.evaluation.report import compute_report, metrics_only
-from text4seg.app.evaluation.samples import EvalSample
+from text4seg.app.evaluation.samples import EvalSample, iter_samples
 from text4seg.app.evaluation.scoring import score_sample
 from text4seg.core.codec import BACKGROUND
 from text4seg.core.photo_metrics import PhotoMeter, rasterize
@@ -152,6 +153,20 @@ def test_a_wrong_root_or_split_fails_before_the_model_loads_or_anything_is_recor
     (out / "run.json").write_text("{}")
     assert main([*args, "--overwrite"]) == 2
     assert (out / "run.json").is_file() and "is not a icdar15 root" in capsys.readouterr().err
+
+
+def test_each_bad_file_of_an_icdar15_folder_is_warned_about_once(tmp_path, caplog):
+    for stem in ("img_1", "img_2", "img_3"):
+        shutil.copy(TOY / f"{stem}.jpg", tmp_path)
+    shutil.copy(TOY / "gt_img_1.txt", tmp_path)
+    (tmp_path / "gt_img_2.txt").write_text("1,1,5,1\n")  # bad line; img_3 has no gt file at all
+    with caplog.at_level(logging.WARNING, logger="data_builders.readers"):
+        samples = list(iter_samples("icdar15", root=tmp_path, split="test"))
+    assert [s.sample_id for s in samples] == ["icdar15/test/img_1"]
+    assert samples[0].photo.source_id == "icdar15/test/img_1" and samples[0].photo.words
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert "gt_img_2.txt: bad annotation" in warned[0] and "gt_img_3.txt: missing" in warned[1]
 
 
 class _Result:

@@ -16,7 +16,7 @@ Three layouts are accepted:
 :meth:`Icdar15Reader.photos` yields :class:`WordPhoto` (image path and word polygons, no pixels
 read) for word-level scoring (``text4seg.core.photo_metrics``); :meth:`~DatasetReader.records`
 yields the usual ``Record`` with cared-for word quads as the mask (word boxes, not strokes) and
-don't-care quads as the ignore region.
+don't-care quads as the ignore region; :meth:`Icdar15Reader.photo_records` yields both, paired.
 """
 
 from __future__ import annotations
@@ -153,7 +153,18 @@ class Icdar15Reader(DatasetReader):
                 continue
             yield WordPhoto(image_path=images[stem], words=tuple(words), source_id=f"icdar15/{split}/{stem}")
 
+    def photo_records(self, split: str) -> Iterator[tuple[WordPhoto, Record]]:
+        """``records(split)``, each with the photo it was drawn from, in one pass over the files: the
+        pairs cost no second read, and each bad file is reported once."""
+        for photo, record in self._photo_records(split):
+            self.report.records += 1
+            yield photo, record
+
     def _records(self, split: str) -> Iterator[Record]:
+        for _, record in self._photo_records(split):
+            yield record
+
+    def _photo_records(self, split: str) -> Iterator[tuple[WordPhoto, Record]]:
         for photo in self.photos(split):
             image = self.load_rgb(photo.image_path)
             if image is None:
@@ -161,7 +172,7 @@ class Icdar15Reader(DatasetReader):
             shape = image.shape[:2]
             mask = rasterize([w.polygon for w in photo.words if not w.dont_care], shape)
             ignore = rasterize([w.polygon for w in photo.words if w.dont_care], shape) & ~mask
-            yield Record(
+            yield photo, Record(
                 image=image, mask=mask, ignore=ignore, text="text", task="scene_text", split=split,
                 source_id=photo.source_id,
                 attributes={"mask_level": "word quad", "words": [w.text for w in photo.words if not w.dont_care]},

@@ -11,14 +11,15 @@ those polygons (``EvalSample.photo``) so each is scored with ``text4seg.core.pho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from data_builders.readers import DatasetReader, build_reader
+from data_builders.readers import build_reader
 from data_builders.readers.icdar15 import WordPhoto
+from data_builders.records import Record
 from data_builders.synthetic.writers import decode_rle
 
 EVAL_DATASETS = (
@@ -34,8 +35,8 @@ EVAL_DATASETS = (
     "synthetic",
 )
 PHOTO_DATASETS = ("icdar15",)
-"""Datasets whose truth is word polygons (their reader has ``photos(split)`` yielding ``WordPhoto``):
-scored with the word-level photo metrics as well as against the polygons' mask."""
+"""Datasets whose truth is word polygons (their reader's ``photo_records(split)`` pairs each record
+with its ``WordPhoto``): scored with the word-level photo metrics as well as against the polygons' mask."""
 SCENE_TEXT_QUERY = "text"
 
 
@@ -76,15 +77,15 @@ def _reader_samples(dataset: str, root: Path, split: str) -> Iterator[EvalSample
     # Opened here, not in the generator, so a wrong root or split fails before anything is evaluated.
     reader = build_reader(dataset, root=root)
     split = match_split(split, reader.splits)
-    photos = {p.source_id: p for p in reader.photos(split)} if dataset in PHOTO_DATASETS else None
-    return _records_as_samples(reader, split, photos)
+    if dataset in PHOTO_DATASETS:
+        # One pass gives each record its photo: reading photos() apart would warn of each bad file twice.
+        return _records_as_samples(reader.photo_records(split))
+    return _records_as_samples((None, record) for record in reader.records(split))
 
 
-def _records_as_samples(
-    reader: DatasetReader, split: str, photos: dict[str, WordPhoto] | None
-) -> Iterator[EvalSample]:
-    """The reader's records as samples; ``photos`` (source id → word polygons) for PHOTO_DATASETS."""
-    for index, record in enumerate(reader.records(split)):
+def _records_as_samples(pairs: Iterable[tuple[WordPhoto | None, Record]]) -> Iterator[EvalSample]:
+    """A reader's records as samples, each with its word polygons (PHOTO_DATASETS) or None."""
+    for index, (photo, record) in enumerate(pairs):
         if record.mask is None:
             raise ValueError(f"{record.source_id}: task {record.task!r} has no binary mask to evaluate")
         query = SCENE_TEXT_QUERY if record.task == "scene_text" else record.text
@@ -93,7 +94,7 @@ def _records_as_samples(
         )
         yield EvalSample(
             index, record.source_id, record.image, record.mask, record.ignore, record.task, query, n_targets,
-            photos[record.source_id] if photos is not None else None,
+            photo,
         )  # fmt: skip
 
 
