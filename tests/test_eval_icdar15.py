@@ -5,6 +5,7 @@ averaged from per-photo ratios), and come out the same after a resume and from t
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import logging
@@ -20,7 +21,13 @@ import text4seg.app.commands.eval as eval_command
 from data_builders.readers.icdar15 import Icdar15Reader, Word, WordPhoto
 from text4seg.app.cli import main
 from text4seg.app.evaluation.records import read_records
-from text4seg.app.evaluation.report import compute_report, metrics_only
+from text4seg.app.evaluation.report import (
+    CSV_COLUMNS,
+    PHOTO_CSV_COLUMNS,
+    compute_report,
+    metrics_only,
+    write_report,
+)
 from text4seg.app.evaluation.samples import EvalSample, iter_samples
 from text4seg.app.evaluation.scoring import score_sample
 from text4seg.core.codec import BACKGROUND
@@ -98,6 +105,29 @@ def test_photo_figures_are_photo_meter_pooled_over_the_runs_predictions(referenc
     # The quad masks still give the usual figures.
     assert 0.0 <= report["refined.fgIoU"] <= 1.0 and 0.0 <= report["oracle.fgIoU"] <= 1.0
     assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_per_image_csv_holds_each_photos_word_counts(reference):
+    report, _, out, _ = reference
+    records = read_records(out)
+    with open(out / "per_image.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == [*CSV_COLUMNS, *PHOTO_CSV_COLUMNS]
+    assert [row["id"] for row in rows] == [r["id"] for r in records] and len(rows) == N
+    for row, record in zip(rows, records, strict=True):
+        counts = record["photo"]
+        for key in ("words", "words_found", "dont_care", "predicted", "predicted_near_text"):
+            assert int(row[key]) == counts[key], (record["id"], key)
+        assert float(row["area"]) == counts["area"] and int(row["has_text"]) == counts["has_text"]
+        for key in ("grid_intersection", "grid_union"):  # the run has a grid, so the grid counts exist
+            assert int(row[key]) == counts[key], (record["id"], key)
+    assert sum(int(row["words"]) for row in rows) == report["photo.words"]
+    assert sum(int(row["words_found"]) for row in rows) == report["photo.words_found"]
+    assert (
+        sum(float(row["area"]) == 0.0 and int(row["words"]) > 0 for row in rows)
+        == report["photo.empty_photos"]
+    )
 
 
 def test_resume_after_losing_records_gives_the_same_report(reference, tmp_path):
@@ -219,3 +249,12 @@ def test_photo_figures_pool_counts_not_per_photo_ratios():
     assert report["photo.no_text_photos"] == report["photo.no_text_empty"] == 1
     plain = {key: value for key, value in a.items() if key != "photo"}
     assert not any(key.startswith("photo.") for key in compute_report([plain]))
+
+
+def test_per_image_csv_of_records_without_photos_keeps_its_columns(tmp_path):
+    top = [["text", "text"], ["others", "others"]]
+    record = _photo_record(0, (_quad(0, 0, 4, 4),), slice(0, 5), top)
+    plain = {key: value for key, value in record.items() if key != "photo"}
+    paths = write_report(tmp_path, [plain], compute_report([plain]))
+    with open(paths["csv"], newline="", encoding="utf-8") as f:
+        assert csv.DictReader(f).fieldnames == list(CSV_COLUMNS)

@@ -9,7 +9,8 @@ Referring datasets add ``by_kind`` (expression kind → ``n`` and each source's 
 and gRefCOCO's ``<source>.N-acc`` / ``<source>.T-acc`` (``text4seg.app.evaluation.kinds``).
 Datasets with word polygons (ICDAR 2015) add ``photo.<figure>`` for every ``PhotoSummary`` field
 (``photo.word_recall``, ``photo.precision``, ``photo.grid_iou``, ``photo.words``, ``photo.empty_photos``…,
-``text4seg.core.photo_metrics``), pooled from the per-photo counts.
+``text4seg.core.photo_metrics``), pooled from the per-photo counts, and their ``per_image.csv`` ends
+with those counts (``PHOTO_CSV_COLUMNS``).
 Keys starting with ``seconds`` / ``wall`` / ``images_per_second`` are timings; everything else is a
 pure function of the records, so it is identical however the run was split or resumed.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import numpy as np
 from text4seg.app.evaluation.kinds import by_kind, kinds_of, target_accuracies
 from text4seg.app.evaluation.plots import plot_iou_histogram, plot_iou_scatter
 from text4seg.app.evaluation.scoring import MASK_SOURCES, merged_meters, photo_summary
+from text4seg.core.photo_metrics import PhotoScore
 
 TIMING_PREFIXES = ("seconds", "wall", "images_per_second")
 CSV_COLUMNS = (
@@ -45,6 +48,10 @@ CSV_COLUMNS = (
     "seconds",
     "error",
 )
+PHOTO_CSV_COLUMNS = tuple(f.name for f in fields(PhotoScore))
+"""Appended to ``CSV_COLUMNS`` when the records have word counts (ICDAR 2015): the sample's
+``PhotoScore`` (words, words_found, dont_care, predicted, predicted_near_text, area, grid_intersection,
+grid_union, has_text), what ``photo.*`` in the report pools."""
 
 
 def metrics_only(report: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +107,7 @@ def _count(items) -> dict[str, int]:
 
 
 def csv_rows(records: list[dict[str, Any]]):
+    """One dict per record, keyed by ``CSV_COLUMNS`` plus ``PHOTO_CSV_COLUMNS`` when it has photo counts."""
     for r in records:
         yield {
             "index": r["index"],
@@ -117,7 +125,17 @@ def csv_rows(records: list[dict[str, Any]]):
             "refined_called": int(r["refined_called"]),
             "seconds": r["seconds"].get("total", 0.0),
             "error": r.get("error") or "",
+            **_photo_cells(r.get("photo")),
         }
+
+
+def _photo_cells(counts: dict[str, Any] | None) -> dict[str, Any]:
+    """A record's photo counts as CSV cells: has_text 0/1, a missing grid count empty."""
+    if counts is None:
+        return {}
+    cells = {key: "" if counts[key] is None else counts[key] for key in PHOTO_CSV_COLUMNS}
+    cells["has_text"] = int(counts["has_text"])
+    return cells
 
 
 def write_report(folder: Path, records: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, Path]:
@@ -126,7 +144,8 @@ def write_report(folder: Path, records: list[dict[str, Any]], report: dict[str, 
     folder = Path(folder)
     paths = {"csv": folder / "per_image.csv", "json": folder / "report.json"}
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        photos = any("photo" in r for r in records)
+        writer = csv.DictWriter(f, fieldnames=(*CSV_COLUMNS, *(PHOTO_CSV_COLUMNS if photos else ())))
         writer.writeheader()
         writer.writerows(csv_rows(records))
     paths["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
