@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from text4seg.core.codec import BACKGROUND, clean_label, encode_rrle, format_ans
 from text4seg.core.colours import colour_hint
 from text4seg.core.config import Config
 from text4seg.core.expressions import named_words
+from text4seg.core.inference import load_inference_settings
 from text4seg.core.masks import GRID_RULES, descriptor_from_index, grid_from_mask, word_regions
 from text4seg.core.reading import (
     READING_MODES,
@@ -447,6 +448,20 @@ def _record_samples(args, cfg: ConversationConfig, templates: TemplateSet) -> It
     print(f"{args.reader}/{args.split}: {reader.report.summary()}")
 
 
+def on_model_grid(cfg: ConversationConfig, model_dir: str | Path) -> ConversationConfig:
+    """``cfg`` with the grid the checkpoint ``model_dir`` answers on: its ``inference.json`` grid side,
+    rule and threshold (rows for a stage that continues that checkpoint must teach its grid)."""
+    settings = load_inference_settings(model_dir)
+    if settings is None:
+        raise ValueError(f"{model_dir}: no inference.json, so the grid of its answers is not known")
+    height, width = settings.grid
+    if height != width:
+        raise ValueError(f"{model_dir}: the rows' grids are square; the checkpoint answers {height}x{width}")
+    return replace(
+        cfg, grid_sizes=(height,), grid_rule=settings.grid_rule, area_threshold=settings.grid_threshold
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """python -m data_builders.conversations (--synthetic DIR | --reader NAME --root DIR --split S) --out DIR"""
     import argparse
@@ -462,10 +477,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="read at most this many images (0 = all)")
+    parser.add_argument(
+        "--grid-from", help="an MLLM folder: the rows take the grid its inference.json answers on"
+    )
     args = parser.parse_args(argv)
     if bool(args.synthetic) == bool(args.reader):
         parser.error("give exactly one of --synthetic or --reader")
     cfg = ConversationConfig.from_yaml(args.config) if args.config else ConversationConfig()
+    if args.grid_from:
+        cfg = on_model_grid(cfg, args.grid_from)
     templates = get_template_set(cfg.template_set)
     if args.synthetic:
         data = load_synthetic(args.synthetic)

@@ -182,3 +182,30 @@ def test_chunked_save_keeps_every_sample_in_order(synthetic_rows, tmp_path):
     assert len(data) == len(samples) and data["source_id"] == [s.source_id for s in samples]
     assert data[len(samples) - 1]["messages"] == samples[-1].messages
     assert not (tmp_path / ".conv.parts").exists()
+
+
+def test_grid_from_a_model_builds_the_rows_on_the_grid_it_answers_on(tmp_path):
+    from data_builders.conversations import main
+    from text4seg.core.inference import InferenceSettings, save_inference_settings
+
+    syn = tmp_path / "syn"
+    list(build(SyntheticConfig(size=64, p_no_text=0.0), n=2, out=syn, seed=3, workers=1))
+    model = tmp_path / "model"
+    model.mkdir()
+    save_inference_settings(model, InferenceSettings(grid=(16, 16), grid_rule="area", grid_threshold=0.07))
+    main(["--synthetic", str(syn), "--out", str(tmp_path / "rows"), "--config",
+          "configs/default/conversations_hint.yaml", "--grid-from", str(model)])  # fmt: skip
+    import json
+
+    from datasets import load_from_disk
+
+    written = json.loads((tmp_path / "rows" / "conversation_config.json").read_text())
+    assert (written["grid_sizes"], written["grid_rule"], written["area_threshold"]) == ([16], "area", 0.07)
+    assert written["reading"] == "hint" and written["attribute_hint"]  # the rest is the YAML's
+    rows = load_from_disk(str(tmp_path / "rows"))
+    assert set(rows["grid_h"]) == set(rows["grid_w"]) == {16}
+    save_inference_settings(model, InferenceSettings(grid=(16, 8)))
+    with pytest.raises(ValueError, match="16x8"):
+        main(["--synthetic", str(syn), "--out", str(tmp_path / "bad"), "--grid-from", str(model)])
+    with pytest.raises(ValueError, match="no inference.json"):
+        main(["--synthetic", str(syn), "--out", str(tmp_path / "bad"), "--grid-from", str(tmp_path)])
