@@ -80,6 +80,35 @@ def test_the_hint_stage_grows_the_continued_model_and_the_package_takes_its_adap
     assert build_default.final_mllm(plain) == plan.run / "mllm" / "model"
 
 
+def test_the_regrid_stage_moves_the_continued_model_and_the_hint_stage_takes_its_grid(tmp_path):
+    profile = BuildConfig.from_dict(
+        {"cpu": {"mllm_steps": 3000, "mllm_continue_steps": 6000, "mllm_regrid_steps": 1500,
+                 "mllm_hint_steps": 1500}}
+    ).cpu  # fmt: skip
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=60,
+                              profile=profile)  # fmt: skip
+    stages = dict(build_default.mllm_trainers(plan, 45.0))
+    assert list(stages) == ["mllm_train", "mllm_continue", "mllm_regrid", "conversations_regrid",
+                            "mllm_regrid_train", "mllm_grow", "conversations_hint", "mllm_hint"]  # fmt: skip
+    regrid, rows, train = stages["mllm_regrid"], stages["conversations_regrid"], stages["mllm_regrid_train"]
+    assert regrid[regrid.index("regrid") + 1 :] == [str(plan.run / "mllm" / "model"), str(plan.run / "mllm_regrid_base"),
+                                                    "--patches", "16", "--grid-threshold", "0.03"]  # fmt: skip
+    assert build_default.REGRID_ROWS in rows and rows[rows.index("--out") + 1] == str(
+        plan.data / "conv_train_regrid"
+    )
+    assert train[train.index("--model-path") + 1] == str(plan.run / "mllm_regrid_base")
+    assert train[train.index("--data") + 1] == str(plan.data / "conv_train_regrid")
+    assert train[train.index("--minutes") + 1] == "7.5"  # 45 minutes over 6000 + 1500 + 1500 steps
+    regridded = str(plan.run / "mllm_regrid" / "model")
+    assert stages["mllm_grow"][-3] == regridded
+    hint_rows = stages["conversations_hint"]
+    assert hint_rows[hint_rows.index("--grid-from") + 1] == regridded
+    assert build_default.final_mllm(plan) == plan.run / "mllm_hint" / "model"
+    no_hint = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=60,
+                                 profile=BuildConfig.from_dict({"cpu": {"mllm_regrid_steps": 10}}).cpu)  # fmt: skip
+    assert build_default.final_mllm(no_hint) == plan.run / "mllm_regrid" / "model"
+
+
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_path):
     args = [

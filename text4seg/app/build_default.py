@@ -9,8 +9,9 @@ is spent, so a cut-off run still packages a usable model):
 1. data: the corpus (``configs/data/corpus_{train,select,test}.yaml``: train font families and
    photos; held-out families and photos; held-out families, photos and generator setting);
 2. in parallel: (a) the MLLM on the pretrained text backbone — base checkpoint, vision
-   pretraining, chat rows, MLLM training (and, with ``mllm_hint_steps``, its tower grown and a reading
-   adapter trained on rows with the reading hint); (b) the refiner on the same backbone;
+   pretraining, chat rows, MLLM training (with ``mllm_regrid_steps``, then moved to a finer answer
+   grid and trained on its rows; with ``mllm_hint_steps``, its tower grown and a reading adapter
+   trained on rows with the reading hint); (b) the refiner on the same backbone;
 3. package: copy into ``--out`` (with the MLLM's ``inference.json``), measure on the selection
    split, write the manifest with the stage record.
 
@@ -29,10 +30,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from data_builders.conversations import ConversationConfig
 from text4seg.app.default_model import DEFAULT_ROOT
 from text4seg.core.config import Config
 
 BUILD_CONFIG = Path("configs/default/build.yaml")
+REGRID_ROWS = "configs/default/conversations_regrid.yaml"
+"""The rows (and so the answer grid and rule) of the regrid stage (``BuildProfile.mllm_regrid_steps``)."""
 MIN_TRAIN_MINUTES = 0.25
 """MLLM training runs at least this long, even when the stages before it used up the chain's share."""
 
@@ -87,6 +91,12 @@ class BuildProfile(Config):
     mllm_continue_steps: int = 0
     """With more than ``mllm_steps``: the MLLM run is resumed to this many steps under
     ``configs/default/mllm_continue_backbone.yaml`` (0: no continuation)."""
+    mllm_regrid_steps: int = 0
+    """With > 0: the trained (and continued) MLLM is moved to the answer grid of
+    ``configs/default/conversations_regrid.yaml`` (``python -m text4seg.mllm.text_vision regrid``: that
+    file's grid side and area threshold; no weight changes shape) and trained this many steps on that
+    file's rows under ``configs/default/mllm_regrid.yaml``, a fresh schedule. The hint stage then starts
+    from it, its rows on its grid (0: the answer keeps the grid of ``conversations.yaml``)."""
     mllm_hint_steps: int = 0
     """With > 0: the trained MLLM's tower is grown with the reading hint (``python -m
     text4seg.mllm.text_vision grow``) and a reading adapter is trained this many steps on the rows of
@@ -111,7 +121,8 @@ class BuildProfile(Config):
         for name, value in asdict(self).items():
             if name in ("split", "refiner_flips"):
                 continue
-            least = 0 if name in ("refiner_base_steps", "mllm_continue_steps", "mllm_hint_steps") else 1
+            optional = ("refiner_base_steps", "mllm_continue_steps", "mllm_regrid_steps", "mllm_hint_steps")
+            least = 0 if name in optional else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
         if 0 < self.mllm_continue_steps <= self.mllm_steps:
@@ -196,12 +207,21 @@ def mllm_commands(plan: Plan) -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
+def regrid_arguments() -> list[str]:
+    """``text_vision regrid`` arguments for the grid and rule of ``REGRID_ROWS``."""
+    rows = ConversationConfig.from_yaml(REGRID_ROWS)
+    if len(rows.grid_sizes) != 1 or rows.grid_rule != "area":
+        raise ValueError(f"{REGRID_ROWS}: the regrid stage needs one grid side and the area rule")
+    return ["--patches", str(rows.grid_sizes[0]), "--grid-threshold", str(rows.area_threshold)]
+
+
 def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
     """MLLM training, then (with ``mllm_continue_steps``) the same run resumed under the longer
-    schedule of ``configs/default/mllm_continue_backbone.yaml``, then (with ``mllm_hint_steps``) the
+    schedule of ``configs/default/mllm_continue_backbone.yaml``, then (with ``mllm_regrid_steps``) the
+    model moved to another answer grid and trained on its rows, then (with ``mllm_hint_steps``) the
     grown tower's stage; ``minutes`` is shared by steps."""
     run, data, p = plan.run, plan.data, plan.profile
-    total = max(p.mllm_steps, p.mllm_continue_steps) + p.mllm_hint_steps
+    total = max(p.mllm_steps, p.mllm_continue_steps) + p.mllm_regrid_steps + p.mllm_hint_steps
     common = ["--model-path", str(run / "vision" / "model"), "--head-path", str(run / "vision" / "patch_head.safetensors"),
               "--data", str(data / "conv_train"), "--output-dir", str(run / "mllm"), "--device", plan.device]  # fmt: skip
     stages = [("mllm_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_train_backbone.yaml",
@@ -211,17 +231,33 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
         share = round(minutes * (p.mllm_continue_steps - p.mllm_steps) / total, 2)
         stages.append(("mllm_continue", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_continue_backbone.yaml",
                                             "--steps", str(p.mllm_continue_steps), "--minutes", str(share), *common)))  # fmt: skip
+    trained = run / "mllm"
+    if p.mllm_regrid_steps:
+        share = round(minutes * p.mllm_regrid_steps / total, 2)
+        stages += [
+            ("mllm_regrid", _py("text4seg.mllm.text_vision", "regrid", str(trained / "model"), str(run / "mllm_regrid_base"),
+                                *regrid_arguments())),
+            ("conversations_regrid", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
+                                         "--out", str(data / "conv_train_regrid"), "--config", REGRID_ROWS, "--seed", "0")),
+            ("mllm_regrid_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_regrid.yaml",
+                                      "--model-path", str(run / "mllm_regrid_base"),
+                                      "--head-path", str(trained / "patch_head.safetensors"),
+                                      "--data", str(data / "conv_train_regrid"), "--output-dir", str(run / "mllm_regrid"),
+                                      "--steps", str(p.mllm_regrid_steps), "--minutes", str(share), "--device", plan.device)),
+        ]  # fmt: skip
+        trained = run / "mllm_regrid"
     if p.mllm_hint_steps:
         share = round(minutes * p.mllm_hint_steps / total, 2)
         stages += [
-            ("mllm_grow", _py("text4seg.mllm.text_vision", "grow", str(run / "mllm" / "model"), str(run / "mllm_grown"),
+            ("mllm_grow", _py("text4seg.mllm.text_vision", "grow", str(trained / "model"), str(run / "mllm_grown"),
                               "--reading-hint")),
             ("conversations_hint", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
                                        "--out", str(data / "conv_train_hint"), "--config",
-                                       "configs/default/conversations_hint.yaml", "--seed", "0")),
+                                       "configs/default/conversations_hint.yaml", "--grid-from", str(trained / "model"),
+                                       "--seed", "0")),
             ("mllm_hint", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_hint.yaml",
                               "--model-path", str(run / "mllm_grown"),
-                              "--head-path", str(run / "mllm" / "patch_head.safetensors"),
+                              "--head-path", str(trained / "patch_head.safetensors"),
                               "--data", str(data / "conv_train_hint"), "--output-dir", str(run / "mllm_hint"),
                               "--steps", str(p.mllm_hint_steps), "--minutes", str(share), "--device", plan.device)),
         ]  # fmt: skip
@@ -230,7 +266,9 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
 
 def final_mllm(plan: Plan) -> Path:
     """The MLLM checkpoint the package takes: the last stage's."""
-    return plan.run / ("mllm_hint" if plan.profile.mllm_hint_steps else "mllm") / "model"
+    p = plan.profile
+    last = "mllm_hint" if p.mllm_hint_steps else "mllm_regrid" if p.mllm_regrid_steps else "mllm"
+    return plan.run / last / "model"
 
 
 def refiner_commands(plan: Plan, *, last_minutes: float | None = None) -> list[tuple[str, list[str]]]:
