@@ -215,6 +215,16 @@ def regrid_arguments() -> list[str]:
     return ["--patches", str(rows.grid_sizes[0]), "--grid-threshold", str(rows.area_threshold)]
 
 
+def _train_from(
+    plan: Plan, config: str, *, model: Path, head: Path, data: Path, out: Path, steps: int, minutes: float
+) -> list[str]:
+    """A ``full_train`` stage that starts a fresh run from the checkpoint ``model``, with the patch
+    head of the run folder ``head``."""
+    return _py("text4seg.mllm.full_train", "--config", config, "--model-path", str(model),
+               "--head-path", str(head / "patch_head.safetensors"), "--data", str(data), "--output-dir", str(out),
+               "--steps", str(steps), "--minutes", str(minutes), "--device", plan.device)  # fmt: skip
+
+
 def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
     """MLLM training, then (with ``mllm_continue_steps``) the same run resumed under the longer
     schedule of ``configs/default/mllm_continue_backbone.yaml``, then (with ``mllm_regrid_steps``) the
@@ -239,11 +249,9 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
                                 *regrid_arguments())),
             ("conversations_regrid", _py("data_builders.conversations", "--synthetic", str(data / "corpus_train"),
                                          "--out", str(data / "conv_train_regrid"), "--config", REGRID_ROWS, "--seed", "0")),
-            ("mllm_regrid_train", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_regrid.yaml",
-                                      "--model-path", str(run / "mllm_regrid_base"),
-                                      "--head-path", str(trained / "patch_head.safetensors"),
-                                      "--data", str(data / "conv_train_regrid"), "--output-dir", str(run / "mllm_regrid"),
-                                      "--steps", str(p.mllm_regrid_steps), "--minutes", str(share), "--device", plan.device)),
+            ("mllm_regrid_train", _train_from(plan, "configs/default/mllm_regrid.yaml", model=run / "mllm_regrid_base",
+                                              head=trained, data=data / "conv_train_regrid", out=run / "mllm_regrid",
+                                              steps=p.mllm_regrid_steps, minutes=share)),
         ]  # fmt: skip
         trained = run / "mllm_regrid"
     if p.mllm_hint_steps:
@@ -255,11 +263,9 @@ def mllm_trainers(plan: Plan, minutes: float) -> list[tuple[str, list[str]]]:
                                        "--out", str(data / "conv_train_hint"), "--config",
                                        "configs/default/conversations_hint.yaml", "--grid-from", str(trained / "model"),
                                        "--seed", "0")),
-            ("mllm_hint", _py("text4seg.mllm.full_train", "--config", "configs/default/mllm_hint.yaml",
-                              "--model-path", str(run / "mllm_grown"),
-                              "--head-path", str(trained / "patch_head.safetensors"),
-                              "--data", str(data / "conv_train_hint"), "--output-dir", str(run / "mllm_hint"),
-                              "--steps", str(p.mllm_hint_steps), "--minutes", str(share), "--device", plan.device)),
+            ("mllm_hint", _train_from(plan, "configs/default/mllm_hint.yaml", model=run / "mllm_grown", head=trained,
+                                      data=data / "conv_train_hint", out=run / "mllm_hint", steps=p.mllm_hint_steps,
+                                      minutes=share)),
         ]  # fmt: skip
     return stages
 
