@@ -85,12 +85,33 @@ class AugmentConfig:
     """Colour jitter saturation."""
     hue: float = 0.03
     """Colour jitter hue."""
+    perspective: float = 0.0
+    """Perspective distortion scale (torchvision ``RandomPerspective``; 0: off): text on a surface
+    seen at an angle."""
+    perspective_prob: float = 0.5
+    """Chance of the perspective warp when ``perspective`` > 0."""
+    bend: float = 0.0
+    """Largest shift, as a fraction of the output side, of a smooth elastic warp (:class:`SmoothBend`;
+    0: off): lines of text that wave or arc."""
+    bend_knots: int = 4
+    """The warp's random field is drawn on a knots×knots grid and upsampled: fewer knots, gentler bends."""
+    bend_prob: float = 0.5
+    """Chance of the elastic warp when ``bend`` > 0."""
 
     def __post_init__(self) -> None:
         if not 0 < self.scale_min <= self.scale_max:
             raise ValueError(
                 f"augment scale range ({self.scale_min}, {self.scale_max}) must be 0 < min <= max"
             )
+        if not 0.0 <= self.perspective <= 1.0:
+            raise ValueError(f"augment perspective {self.perspective} outside [0, 1]")
+        if not 0.0 <= self.bend <= 0.25 or self.bend_knots < 2:
+            raise ValueError(
+                f"augment bend {self.bend} must be in [0, 0.25] and bend_knots {self.bend_knots} >= 2"
+            )
+        for name in ("perspective_prob", "bend_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment {name} {getattr(self, name)} outside [0, 1]")
 
 
 @dataclass
@@ -140,20 +161,42 @@ def describe(value) -> str | None:
     return describe_instances(value)
 
 
+def smooth_bend(max_shift: float, knots: int):
+    """torchvision's ``ElasticTransform`` with a cheap smooth field: random shifts on a knots×knots
+    grid, bicubically upsampled, at most ``max_shift`` of the side (its own field blurs full-size
+    noise with a kernel as wide as the image: seconds per 512 px sample)."""
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2._utils import query_size
+
+    class SmoothBend(v2.ElasticTransform):
+        def make_params(self, flat_inputs: list) -> dict:
+            height, width = query_size(flat_inputs)
+            field = torch.rand(1, 2, knots, knots) * 2 - 1
+            field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
+            # grid_sample coordinates span 2 per side: a shift of s·side is 2·s
+            field = field.clamp(-1, 1) * (2 * max_shift)
+            return {"displacement": field.permute(0, 2, 3, 1)}
+
+    return SmoothBend()
+
+
 def build_transform(cfg: AugmentConfig, size: int):
     """torchvision v2 pipeline over (image, mask…) at output side ``size``."""
     from torchvision.transforms import v2
 
     if not cfg.enabled:
         return v2.Compose([v2.Resize(size - 1, max_size=size), v2.RandomCrop(size, pad_if_needed=True)])
-    return v2.Compose(
-        [
-            v2.RandomRotation(cfg.rotation),
-            v2.ScaleJitter((size, size), scale_range=(cfg.scale_min, cfg.scale_max), antialias=True),
-            v2.RandomCrop(size, pad_if_needed=True),
-            v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue),
-        ]
-    )
+    steps = [
+        v2.RandomRotation(cfg.rotation),
+        v2.ScaleJitter((size, size), scale_range=(cfg.scale_min, cfg.scale_max), antialias=True),
+        v2.RandomCrop(size, pad_if_needed=True),
+    ]
+    if cfg.perspective > 0:
+        steps.append(v2.RandomPerspective(cfg.perspective, p=cfg.perspective_prob))
+    if cfg.bend > 0:
+        steps.append(v2.RandomApply([smooth_bend(cfg.bend, cfg.bend_knots)], p=cfg.bend_prob))
+    steps.append(v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
+    return v2.Compose(steps)
 
 
 class RefinerTrainSet(torch.utils.data.Dataset):

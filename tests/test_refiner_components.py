@@ -19,7 +19,7 @@ from stsam_refiner.config import (
     SamConfig,
     TextPromptConfig,
 )
-from stsam_refiner.data import CoarseConfig, cached_grid, damage_grid
+from stsam_refiner.data import AugmentConfig, CoarseConfig, cached_grid, damage_grid
 from stsam_refiner.dense_prompt import DenseVisualPrompt
 from stsam_refiner.hr_head import HRHead
 from stsam_refiner.predict import coarse_to_mask_prompt
@@ -162,6 +162,10 @@ def test_text_prompts_yaml_has_sentences():
         (lambda: RefinerConfig(text_prompt=TextPromptConfig(enabled=False)), "alignment"),
         (lambda: RefinerConfig.from_dict({"sam": {"bogus": 1}}), "bogus"),
         (lambda: CoarseConfig(drop_prob=1.5), "1.5"),
+        (lambda: AugmentConfig(perspective=1.5), "perspective"),
+        (lambda: AugmentConfig(bend=0.5), "bend"),
+        (lambda: AugmentConfig(bend_knots=1), "bend_knots"),
+        (lambda: AugmentConfig(bend_prob=2.0), "bend_prob"),
     ],
 )
 def test_configs_reject_bad_values(make, message):
@@ -169,10 +173,49 @@ def test_configs_reject_bad_values(make, message):
         make()
 
 
+@pytest.mark.parametrize(
+    "warp",
+    [
+        {"perspective": 0.5, "perspective_prob": 1.0},
+        {"bend": 0.05, "bend_prob": 1.0},
+    ],
+    ids=["perspective", "bend"],
+)
+def test_geometric_augmentation_moves_the_masks_with_the_image(warp):
+    """A white bar drawn on black and its mask stay on the same pixels through the warp."""
+    from torchvision import tv_tensors
+
+    from stsam_refiner.data import build_transform
+
+    torch.manual_seed(0)
+    transform = build_transform(
+        AugmentConfig(rotation=0.0, scale_min=1.0, scale_max=1.0, brightness=0, contrast=0,
+                      saturation=0, hue=0, **warp),
+        96,
+    )  # fmt: skip
+    bar = torch.zeros(96, 96, dtype=torch.uint8)
+    bar[40:56, 10:86] = 1
+    image, mask = transform(tv_tensors.Image((bar * 255).expand(3, -1, -1)), tv_tensors.Mask(bar[None]))
+    bright, inside = image[0] > 127, mask[0] > 0
+    assert not torch.equal(inside, bar.bool())  # the warp moved it
+    agreement = (bright & inside).sum() / (bright | inside).sum()
+    assert agreement > 0.9, float(agreement)
+
+
+def test_bend_shifts_no_more_than_its_bound():
+    from stsam_refiner.data import smooth_bend
+
+    torch.manual_seed(0)
+    bend = smooth_bend(0.05, 4)
+    shifts = torch.stack([bend.make_params([torch.zeros(3, 64, 64)])["displacement"] for _ in range(20)])
+    assert shifts.shape[-3:] == (64, 64, 2)
+    assert 0.02 < float(shifts.abs().max()) <= 2 * 0.05 + 1e-6  # grid_sample units: 2 per side
+
+
 def test_training_sample_from_cached_mllm_answer():
     from refiner_support import tiny_text_dataset
 
-    from stsam_refiner.data import AugmentConfig, RefinerTrainSet
+    from stsam_refiner.data import RefinerTrainSet
     from text4seg.core.codec import encode_rrle, format_answer
 
     labels = [["others"] * 4 for _ in range(4)]
