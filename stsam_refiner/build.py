@@ -71,6 +71,7 @@ def build_refiner(
     as given or relative to the working directory).
     """
     sam, sam_report = build_sam(cfg.sam)
+    sam.mask_threshold = cfg.sam.mask_threshold  # an instance value over segment-anything's class default
     sam_base = (
         frozenset(set(sam.state_dict()) - set(sam_report.missing)) if sam_report is not None else frozenset()
     )

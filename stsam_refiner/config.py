@@ -45,6 +45,10 @@ class SamConfig:
     """Prompt/decoder width for ``custom`` (SAM's own is 256; official checkpoints need 256)."""
     decoder_mlp_dim: int = 2048
     """TwoWayTransformer MLP width for ``custom``."""
+    mask_threshold: float = 0.0
+    """Logit above which a pixel is text (segment-anything's ``Sam.mask_threshold``, 0 there). A trained
+    refiner's checkpoint may carry another, chosen on a selection split (``python -m
+    stsam_refiner.calibrate``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoder_global_attn_indexes", tuple(self.encoder_global_attn_indexes))

@@ -109,6 +109,32 @@ def test_the_regrid_stage_moves_the_continued_model_and_the_hint_stage_takes_its
     assert build_default.final_mllm(no_hint) == plan.run / "mllm_regrid" / "model"
 
 
+def test_the_augment_stage_continues_the_refiner_and_the_package_takes_it(tmp_path):
+    profile = BuildConfig.from_dict(
+        {"cpu": {"refiner_base_steps": 2400, "refiner_steps": 2400, "refiner_augment_steps": 1200}}
+    ).cpu
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=100,
+                              profile=profile)  # fmt: skip
+    stages = dict(build_default.refiner_commands(plan))
+    assert list(stages) == ["refiner_base", "refiner_train", "refiner_augment"]
+    train, augment = stages["refiner_train"], stages["refiner_augment"]
+    assert "configs/default/refiner_augment.yaml" in augment
+    assert augment[augment.index("--warm-start") + 1] == str(plan.run / "refiner" / "refiner.safetensors")
+    assert augment[augment.index("--steps") + 1] == "1200"
+    # the refiner's share after the stroke refiner's, split 2:1 by steps
+    share = plan.budget("refiner") - plan.budget("refiner_base")
+    assert share > 0
+    assert float(train[train.index("--minutes") + 1]) == pytest.approx(share * 2 / 3, abs=0.01)
+    assert float(augment[augment.index("--minutes") + 1]) == pytest.approx(share / 3, abs=0.01)
+    last = build_default.refiner_commands(plan, last_minutes=9.5)
+    assert last[-1][1][last[-1][1].index("--minutes") + 1] == "9.5" and last[1][1] == train
+    assert build_default.final_refiner(plan) == plan.run / "refiner_augment" / "refiner.safetensors"
+    plain = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=100,
+                               profile=BuildConfig.from_dict({"cpu": {}}).cpu)  # fmt: skip
+    assert [name for name, _ in build_default.refiner_commands(plain)] == ["refiner_train"]
+    assert build_default.final_refiner(plain) == plan.run / "refiner" / "refiner.safetensors"
+
+
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_path):
     args = [

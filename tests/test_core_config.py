@@ -144,6 +144,7 @@ YAML_CLASSES = {
     "default/refiner_continue.yaml": RefinerTrainConfig,
     "default/refiner_train_backbone.yaml": RefinerTrainConfig,
     "default/refiner_warm_backbone.yaml": RefinerTrainConfig,
+    "default/refiner_augment.yaml": RefinerTrainConfig,
     "default/vision_pretrain.yaml": VisionPretrainConfig,
     "default/vision_pretrain_backbone.yaml": VisionPretrainConfig,
     "experiments/grid16_conversations.yaml": ConversationConfig,

@@ -110,6 +110,10 @@ class BuildProfile(Config):
     first for this many steps and grown into the text-backbone refiner
     (``configs/default/refiner_warm_backbone.yaml``); 0: the text-backbone refiner from scratch
     (``configs/default/refiner_train_backbone.yaml``)."""
+    refiner_augment_steps: int = 0
+    """With > 0: the text-backbone refiner then continues this many steps under
+    ``configs/default/refiner_augment.yaml`` (rotation, scale, perspective and bend augmentation; warm-started
+    tensor for tensor, a fresh schedule), and the package takes it (0: none)."""
     measure_images: int = 100
     """Selection-split images scored when packaging."""
     refiner_flips: tuple[str, ...] = ()
@@ -121,7 +125,8 @@ class BuildProfile(Config):
         for name, value in asdict(self).items():
             if name in ("split", "refiner_flips"):
                 continue
-            optional = ("refiner_base_steps", "mllm_continue_steps", "mllm_regrid_steps", "mllm_hint_steps")
+            optional = ("refiner_base_steps", "refiner_augment_steps", "mllm_continue_steps", "mllm_regrid_steps",
+                        "mllm_hint_steps")  # fmt: skip
             least = 0 if name in optional else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
@@ -277,27 +282,47 @@ def final_mllm(plan: Plan) -> Path:
     return plan.run / last / "model"
 
 
+def final_refiner(plan: Plan) -> Path:
+    """The refiner checkpoint the package takes: the last stage's."""
+    last = "refiner_augment" if plan.profile.refiner_augment_steps else "refiner"
+    return plan.run / last / "refiner.safetensors"
+
+
 def refiner_commands(plan: Plan, *, last_minutes: float | None = None) -> list[tuple[str, list[str]]]:
-    """The refiner chain; its last stage trains for ``last_minutes`` (default: the refiner's share
-    less the stroke refiner's)."""
+    """The refiner chain; its last stage trains for ``last_minutes`` (default: its part of the refiner's
+    share, which the text-backbone stages split by their steps after the stroke refiner's part)."""
     run, p = plan.run, plan.profile
     common = ["--data", str(plan.data / "corpus_train"), "--threads", str(p.threads_per_trainer),
               "--device", plan.device]  # fmt: skip
-    if not p.refiner_base_steps:
-        minutes = plan.budget("refiner") if last_minutes is None else last_minutes
-        return [("refiner_train", _py("stsam_refiner.train", "--config", "configs/default/refiner_train_backbone.yaml",
-                                      "--output-dir", str(run / "refiner"), "--steps", str(p.refiner_steps),
-                                      "--minutes", str(minutes), *common))]  # fmt: skip
-    base = run / "refiner_base"
-    minutes = plan.budget("refiner") - plan.budget("refiner_base") if last_minutes is None else last_minutes
-    return [
-        ("refiner_base", _py("stsam_refiner.train", "--config", "configs/default/refiner_train.yaml",
-                             "--output-dir", str(base), "--steps", str(p.refiner_base_steps),
-                             "--minutes", str(plan.budget("refiner_base")), *common)),
-        ("refiner_train", _py("stsam_refiner.train", "--config", "configs/default/refiner_warm_backbone.yaml",
-                              "--warm-start", str(base / "refiner.safetensors"), "--output-dir", str(run / "refiner"),
-                              "--steps", str(p.refiner_steps), "--minutes", str(round(minutes, 2)), *common)),
-    ]  # fmt: skip
+    stages: list[tuple[str, list[str]]] = []
+    share = plan.budget("refiner")
+    if p.refiner_base_steps:
+        base = run / "refiner_base"
+        share -= plan.budget("refiner_base")
+        stages.append(("refiner_base", _py("stsam_refiner.train", "--config", "configs/default/refiner_train.yaml",
+                                           "--output-dir", str(base), "--steps", str(p.refiner_base_steps),
+                                           "--minutes", str(plan.budget("refiner_base")), *common)))  # fmt: skip
+        config, start = (
+            "configs/default/refiner_warm_backbone.yaml",
+            ["--warm-start", str(base / "refiner.safetensors")],
+        )
+    else:
+        config, start = "configs/default/refiner_train_backbone.yaml", []
+    main = share * p.refiner_steps / (p.refiner_steps + p.refiner_augment_steps)
+    stages.append(("refiner_train", _py("stsam_refiner.train", "--config", config, *start,
+                                        "--output-dir", str(run / "refiner"), "--steps", str(p.refiner_steps),
+                                        "--minutes", str(round(main, 2)), *common)))  # fmt: skip
+    if p.refiner_augment_steps:
+        stages.append(("refiner_augment", _py("stsam_refiner.train", "--config", "configs/default/refiner_augment.yaml",
+                                              "--warm-start", str(run / "refiner" / "refiner.safetensors"),
+                                              "--output-dir", str(run / "refiner_augment"),
+                                              "--steps", str(p.refiner_augment_steps),
+                                              "--minutes", str(round(share - main, 2)), *common)))  # fmt: skip
+    if last_minutes is not None:
+        name, command = stages[-1]
+        at = command.index("--minutes") + 1
+        stages[-1] = (name, [*command[:at], str(last_minutes), *command[at + 1 :]])
+    return stages
 
 
 def refiner_chain(plan: Plan, started: float) -> None:
@@ -356,7 +381,7 @@ def package_stage(plan: Plan) -> None:
     (plan.run / "training.json").write_text(json.dumps(training, indent=1) + "\n")
     _stage(plan, "package", _py("text4seg.app.default_package", "package",
                                 "--mllm", str(final_mllm(plan)),
-                                "--refiner", str(plan.run / "refiner" / "refiner.safetensors"),
+                                "--refiner", str(final_refiner(plan)),
                                 "--val-data", str(plan.data / "corpus_select"),
                                 "--val-seed", "200", "--val-config", "configs/data/corpus_select.yaml",
                                 "--limit", str(plan.profile.measure_images),

@@ -61,8 +61,10 @@ def model_source(run: Path, package: Path) -> tuple[str, dict[str, Path]]:
     for name, folder in (("mllm", run / "mllm" / "model"), ("mllm", run / "vision" / "model")):
         if name not in parts and (folder / "config.json").is_file():
             parts[name] = folder
-    if (run / "refiner" / "refiner.safetensors").is_file():
-        parts["refiner/refiner.safetensors"] = run / "refiner" / "refiner.safetensors"
+    for folder in (run / "refiner_augment", run / "refiner"):  # the last refiner stage that saved
+        if (folder / "refiner.safetensors").is_file():
+            parts["refiner/refiner.safetensors"] = folder / "refiner.safetensors"
+            break
     return "checkpoints", parts
 
 
