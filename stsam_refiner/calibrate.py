@@ -6,7 +6,11 @@ logits are kept, and the accumulated fgIoU (``SceneTextMeter``) is computed at e
 threshold. The best one goes into a copy of the checkpoint as ``sam.mask_threshold``; the weights
 are not changed.
 
-    python -m stsam_refiner.calibrate --checkpoint R --data data/corpus_select --limit 100 --out R2
+    python -m stsam_refiner.calibrate --checkpoint R --data data/corpus_select --limit 100 \
+        --settings MLLM_DIR --flips h --out R2
+
+``--settings`` takes the answer grid, its rule and threshold, and zoom from the MLLM folder's
+``inference.json``; without it they come from the flags.
 
 It prints one JSON line: fgIoU, P and R per threshold, and the choice. Run it on a selection split,
 never on the set you report.
@@ -28,7 +32,7 @@ from stsam_refiner.model import STSAMRefiner
 from stsam_refiner.predict import refine_image
 from stsam_refiner.train import load_rows
 from stsam_refiner.zoom import refine_zoomed
-from text4seg.core.inference import FLIPS
+from text4seg.core.inference import FLIPS, load_inference_settings
 from text4seg.core.masks import grid_from_mask
 from text4seg.core.metrics import SceneTextMeter
 
@@ -41,7 +45,7 @@ def sweep_thresholds(
     model: STSAMRefiner,
     rows,
     *,
-    grid: int,
+    grid: tuple[int, int],
     rule: str = "area",
     grid_threshold: float = 0.03,
     flips: tuple[str, ...] = (),
@@ -57,7 +61,7 @@ def sweep_thresholds(
     for i in tqdm(range(count), desc="calibrate", leave=False):
         image = np.asarray(rows[i]["image"].convert("RGB"))
         gt = np.asarray(rows[i]["mask"].convert("L")) > 127
-        coarse = grid_from_mask(gt, grid_size=(grid, grid), rule=rule, threshold=grid_threshold)
+        coarse = grid_from_mask(gt, grid_size=grid, rule=rule, threshold=grid_threshold)
         if coarse.any():  # an empty answer is not refined, as in the pipeline
             logits = refine(model, image, coarse=coarse, flips=flips).logits
         else:
@@ -99,20 +103,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-threshold", type=float, default=0.03, help="the MLLM's area rule")
     parser.add_argument("--flips", nargs="*", default=["h"], choices=FLIPS, help="test-time flips")
     parser.add_argument("--no-zoom", action="store_true", help="refine the whole image, not zoomed windows")
+    parser.add_argument(
+        "--settings", help="MLLM folder whose inference.json gives grid, rule, threshold, zoom"
+    )
     parser.add_argument("--out", help="write the checkpoint with the chosen threshold here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device of the refiner (cpu, cuda)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.out and Path(args.out).resolve() == Path(args.checkpoint).resolve():
         raise SystemExit("--out must differ from --checkpoint (the checkpoint is kept as it is)")
+    grid, rule, grid_threshold, zoom = (
+        (args.grid, args.grid),
+        args.grid_rule,
+        args.grid_threshold,
+        not args.no_zoom,
+    )
+    if args.settings:
+        settings = load_inference_settings(args.settings)
+        if settings is None:
+            raise SystemExit(f"--settings {args.settings} has no inference.json")
+        grid, rule, grid_threshold = tuple(settings.grid), settings.grid_rule, settings.grid_threshold
+        zoom = settings.refiner_zoom
     model, report = load_refiner(args.checkpoint)
     if report.missing:
         raise SystemExit(
             f"checkpoint leaves {len(report.missing)} weights missing, e.g. {report.missing[:3]}"
         )
+    model.to(args.device)
     results = sweep_thresholds(
-        model, load_rows(args.data, None), grid=args.grid, rule=args.grid_rule,
-        grid_threshold=args.grid_threshold, flips=tuple(args.flips), zoom=not args.no_zoom, limit=args.limit,
+        model, load_rows(args.data, None), grid=grid, rule=rule, grid_threshold=grid_threshold,
+        flips=tuple(args.flips), zoom=zoom, limit=args.limit,
     )  # fmt: skip
     chosen = best_threshold(results)
     if args.out:
@@ -121,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         str(t): {k: round(v, 4) for k, v in r.items() if k in ("fgIoU", "P", "R")} for t, r in results.items()
     }
     print(json.dumps({"thresholds": rounded, "chosen": chosen, "was": model.cfg.sam.mask_threshold,
-                      "n_images": next(iter(results.values()))["n"], "out": args.out}))  # fmt: skip
+                      "n_images": next(iter(results.values()))["n"], "grid": list(grid), "grid_rule": rule,
+                      "grid_threshold": grid_threshold, "zoom": zoom, "flips": args.flips, "out": args.out}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -135,6 +135,34 @@ def test_the_augment_stage_continues_the_refiner_and_the_package_takes_it(tmp_pa
     assert build_default.final_refiner(plain) == plan.run / "refiner" / "refiner.safetensors"
 
 
+def test_the_calibrate_stage_sets_the_threshold_of_the_packaged_refiner(tmp_path, monkeypatch):
+    profile = BuildConfig.from_dict(
+        {"cpu": {"refiner_augment_steps": 10, "calibrate_refiner": True, "refiner_flips": ["h"]}}
+    ).cpu
+    plan = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=100,
+                              profile=profile)  # fmt: skip
+    plan.run.mkdir()
+    ran = {}
+    monkeypatch.setattr(
+        build_default, "_stage", lambda plan, name, command, log=None: ran.update({name: command})
+    )
+    build_default.package_stage(plan)
+    assert list(ran) == ["refiner_calibrate", "package"]
+    calibrate, package = ran["refiner_calibrate"], ran["package"]
+    assert calibrate[calibrate.index("--checkpoint") + 1] == str(build_default.final_refiner(plan))
+    assert calibrate[calibrate.index("--data") + 1] == str(plan.data / "corpus_select")
+    assert calibrate[calibrate.index("--settings") + 1] == str(build_default.final_mllm(plan))
+    assert calibrate[calibrate.index("--flips") + 1] == "h"
+    assert package[package.index("--refiner") + 1] == calibrate[calibrate.index("--out") + 1]
+    ran.clear()
+    plain = build_default.Plan(run=tmp_path / "run", data=tmp_path / "data", out=tmp_path / "pkg", minutes=100,
+                               profile=BuildConfig.from_dict({"cpu": {}}).cpu)  # fmt: skip
+    build_default.package_stage(plain)
+    assert list(ran) == ["package"] and ran["package"][ran["package"].index("--refiner") + 1] == str(
+        plain.run / "refiner" / "refiner.safetensors"
+    )
+
+
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_path):
     args = [

@@ -63,6 +63,27 @@ def test_best_threshold_prefers_the_one_nearest_zero_among_ties():
     assert calibrate.best_threshold(results) == 0.0
 
 
+def test_the_answer_settings_come_from_the_mllm_folder(checkpoint, tmp_path, capsys):
+    from text4seg.core.inference import InferenceSettings, save_inference_settings
+
+    data = tmp_path / "select"
+    tiny_text_dataset(1, size=64).save_to_disk(str(data))
+    mllm = tmp_path / "mllm"
+    with pytest.raises(SystemExit, match="no inference.json"):
+        calibrate.main(["--checkpoint", str(checkpoint), "--data", str(data), "--settings", str(mllm)])
+    mllm.mkdir()
+    settings = InferenceSettings(grid=(4, 6), grid_rule="area", grid_threshold=0.2, refiner_zoom=False)
+    save_inference_settings(mllm, settings)
+    calibrate.main(["--checkpoint", str(checkpoint), "--data", str(data), "--settings", str(mllm), "--flips"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["grid"], report["grid_threshold"], report["zoom"], report["flips"]) == (
+        [4, 6],
+        0.2,
+        False,
+        [],
+    )
+
+
 def test_calibrate_keeps_the_checkpoint_it_reads(checkpoint):
     with pytest.raises(SystemExit, match="--out must differ"):
         calibrate.main(["--checkpoint", str(checkpoint), "--data", "unused", "--out", str(checkpoint)])

@@ -114,6 +114,10 @@ class BuildProfile(Config):
     """With > 0: the text-backbone refiner then continues this many steps under
     ``configs/default/refiner_augment.yaml`` (rotation, scale, perspective and bend augmentation; warm-started
     tensor for tensor, a fresh schedule), and the package takes it (0: none)."""
+    calibrate_refiner: bool = False
+    """Choose the refiner's mask threshold on the selection split's ``measure_images`` images before
+    packaging (``python -m stsam_refiner.calibrate``: true grids refined as the pipeline refines); the
+    package takes that copy (False: segment-anything's threshold 0)."""
     measure_images: int = 100
     """Selection-split images scored when packaging."""
     refiner_flips: tuple[str, ...] = ()
@@ -123,7 +127,7 @@ class BuildProfile(Config):
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name in ("split", "refiner_flips"):
+            if name in ("split", "refiner_flips", "calibrate_refiner"):
                 continue
             optional = ("refiner_base_steps", "refiner_augment_steps", "mllm_continue_steps", "mllm_regrid_steps",
                         "mllm_hint_steps")  # fmt: skip
@@ -379,9 +383,20 @@ def package_stage(plan: Plan) -> None:
         "profile": plan.profile.to_dict(),
     }
     (plan.run / "training.json").write_text(json.dumps(training, indent=1) + "\n")
+    refiner = final_refiner(plan)
+    if plan.profile.calibrate_refiner:
+        calibrated = plan.run / "refiner_calibrated" / "refiner.safetensors"
+        _stage(plan, "refiner_calibrate", _py("stsam_refiner.calibrate", "--checkpoint", str(refiner),
+                                              "--data", str(plan.data / "corpus_select"),
+                                              "--limit", str(plan.profile.measure_images),
+                                              "--settings", str(final_mllm(plan)),
+                                              "--flips", *plan.profile.refiner_flips, "--out", str(calibrated),
+                                              "--threads", str(2 * plan.profile.threads_per_trainer),
+                                              "--device", plan.device))  # fmt: skip
+        refiner = calibrated
     _stage(plan, "package", _py("text4seg.app.default_package", "package",
                                 "--mllm", str(final_mllm(plan)),
-                                "--refiner", str(final_refiner(plan)),
+                                "--refiner", str(refiner),
                                 "--val-data", str(plan.data / "corpus_select"),
                                 "--val-seed", "200", "--val-config", "configs/data/corpus_select.yaml",
                                 "--limit", str(plan.profile.measure_images),
