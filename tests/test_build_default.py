@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stsam_refiner import calibrate
+from stsam_refiner.build import load_refiner
 from text4seg.app import build_default
 from text4seg.app.build_default import BuildConfig
 from text4seg.app.pipeline import Text4SegPipeline
@@ -190,7 +192,14 @@ def test_cpu_dry_run_of_the_recipe_builds_a_package_that_loads_and_segments(tmp_
                   "mllm_train", "mllm_continue", "mllm_grow", "conversations_hint", "mllm_hint",
                   "package"]  # fmt: skip
     assert [s for s in stages if not s.startswith("refiner")] == mllm_chain
-    assert [s for s in stages if s.startswith("refiner")] == ["refiner_base", "refiner_train"]
+    assert [s for s in stages if s.startswith("refiner")] == [
+        "refiner_base",
+        "refiner_train",
+        "refiner_calibrate",
+    ]
+    calibrated = load_refiner(tmp_path / "run" / "refiner_calibrated" / "refiner.safetensors")[0]
+    packaged = load_refiner(tmp_path / "pkg" / "refiner" / "refiner.safetensors")[0]
+    assert packaged.cfg.sam.mask_threshold == calibrated.cfg.sam.mask_threshold in calibrate.THRESHOLDS
     pkg = tmp_path / "pkg"
     manifest = json.loads((pkg / "manifest.json").read_text())
     assert manifest["metrics"]["n_images"] == 4 and manifest["training"]["profile"]["train_images"] == 48
