@@ -91,7 +91,7 @@ class AugmentConfig:
     perspective_prob: float = 0.5
     """Chance of the perspective warp when ``perspective`` > 0."""
     bend: float = 0.0
-    """Largest shift, as a fraction of the output side, of a smooth elastic warp (:class:`SmoothBend`;
+    """Largest shift, as a fraction of the output side, of a smooth elastic warp (:func:`smooth_bend`;
     0: off): lines of text that wave or arc."""
     bend_knots: int = 4
     """The warp's random field is drawn on a knots×knots grid and upsampled: fewer knots, gentler bends."""
