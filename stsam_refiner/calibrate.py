@@ -41,6 +41,30 @@ THRESHOLDS = (-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 
 
 @torch.no_grad()
+def refine_true_grid(
+    model: STSAMRefiner,
+    row: dict,
+    *,
+    grid: tuple[int, int],
+    rule: str = "area",
+    grid_threshold: float = 0.03,
+    flips: tuple[str, ...] = (),
+    zoom: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refine one corpus row's true grid as the pipeline refines an answer.
+
+    Returns (H×W float32 logits, H×W bool stroke mask); the logits are −inf where the grid is empty
+    (an empty answer is not refined, as in the pipeline)."""
+    image = np.asarray(row["image"].convert("RGB"))
+    gt = np.asarray(row["mask"].convert("L")) > 127
+    coarse = grid_from_mask(gt, grid_size=grid, rule=rule, threshold=grid_threshold)
+    if not coarse.any():
+        return np.full(gt.shape, -np.inf, dtype=np.float32), gt
+    refine = refine_zoomed if zoom else refine_image
+    return refine(model, image, coarse=coarse, flips=flips).logits, gt
+
+
+@torch.no_grad()
 def sweep_thresholds(
     model: STSAMRefiner,
     rows,
@@ -55,17 +79,12 @@ def sweep_thresholds(
 ) -> dict[float, dict[str, float]]:
     """SceneTextMeter results per threshold of the refined true grids of ``rows``."""
     model.eval()
-    refine = refine_zoomed if zoom else refine_image
     meters = {t: SceneTextMeter() for t in thresholds}
     count = len(rows) if limit is None else min(limit, len(rows))
     for i in tqdm(range(count), desc="calibrate", leave=False):
-        image = np.asarray(rows[i]["image"].convert("RGB"))
-        gt = np.asarray(rows[i]["mask"].convert("L")) > 127
-        coarse = grid_from_mask(gt, grid_size=grid, rule=rule, threshold=grid_threshold)
-        if coarse.any():  # an empty answer is not refined, as in the pipeline
-            logits = refine(model, image, coarse=coarse, flips=flips).logits
-        else:
-            logits = np.full(gt.shape, -np.inf, dtype=np.float32)
+        logits, gt = refine_true_grid(
+            model, rows[i], grid=grid, rule=rule, grid_threshold=grid_threshold, flips=flips, zoom=zoom
+        )
         for t, meter in meters.items():
             meter.update(logits > t, gt)
     return {t: meter.result() for t, meter in meters.items()}
