@@ -154,6 +154,7 @@ YAML_CLASSES = {
     "experiments/grid16_rule3_mllm.yaml": FullTrainConfig,
     "experiments/refiner_augment.yaml": RefinerTrainConfig,
     "experiments/refiner_augment_tuned.yaml": RefinerTrainConfig,
+    "experiments/refiner_continue.yaml": RefinerTrainConfig,
     "experiments/refiner_tuned_backbone.yaml": RefinerConfig,
     "mllm/default_llava.yaml": TinyMllmConfig,
     "mllm/lora_default.yaml": MllmConfig,
