@@ -147,3 +147,26 @@ def test_reading_order_is_rows_then_columns():
 
     words = [word("c", 10, 100), word("b", 80, 14), word("a", 10, 10)]
     assert [w.text for w in reading_order(words)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("size", "min_side", "expected"),
+    [
+        ((256, 192), None, (960, 704)),  # every image scaled to side
+        ((256, 192), 512, (512, 384)),  # a small image grown to min_side
+        ((600, 400), 512, (608, 384)),  # one in [min_side, side] keeps its size (rounded to 32)
+        ((720, 1280), 512, (544, 960)),  # a large one shrunk to side, as PaddleOCR's limit_type max
+    ],
+)
+def test_detector_input_size_keeps_mid_sized_images(size, min_side, expected):
+    from text4seg.backbone.onnx_detector import detector_input_size
+
+    assert detector_input_size(*size, side=960, min_side=min_side) == expected
+
+
+def test_reader_config_refuses_min_side_outside_its_range():
+    with pytest.raises(ValueError, match="min_side"):
+        ReaderConfig(min_side=1280)
+    with pytest.raises(ValueError, match="min_side"):
+        ReaderConfig(min_side=16)
+    assert ReaderConfig(min_side=None).min_side is None

@@ -3,8 +3,10 @@
 One implementation of the zero-shot detector's preprocessing, shared by the word reader
 (``text4seg.backbone.reader``) and the real-photo benchmark (``benchmarks/real_photos.py``): H×W×3 uint8
 RGB → channel order of the spec (BGR for PaddleOCR), long side scaled to ``side`` and both sides rounded
-to multiples of the stride (PaddleOCR's ``DetResizeForTest`` with ``limit_type: max``), /255, then the
-spec's mean/std per channel (PaddleOCR's ``NormalizeImage``, quirk included: see ``registry``).
+to multiples of the stride, /255, then the spec's mean/std per channel (PaddleOCR's ``NormalizeImage``,
+quirk included: see ``registry``). With ``min_side`` the long side is only brought into
+[``min_side``, ``side``]: PaddleOCR's ``DetResizeForTest`` with ``limit_type: max`` shrinks a large image
+and keeps a small one as it is; ours also grows one smaller than ``min_side`` up to it.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ def onnx_session(path: Path, *, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def detector_input_size(height: int, width: int, *, side: int, stride: int = 32) -> tuple[int, int]:
-    """(H', W'): long side scaled to ``side``, each side rounded to a multiple of ``stride`` (≥ stride)."""
-    ratio = side / max(height, width)
+def detector_input_size(
+    height: int, width: int, *, side: int, stride: int = 32, min_side: int | None = None
+) -> tuple[int, int]:
+    """(H', W'): long side scaled to ``side`` (with ``min_side``: into [``min_side``, ``side``], kept when
+    it lies there), each side rounded to a multiple of ``stride`` (≥ stride)."""
+    long = max(height, width)
+    target = side if min_side is None else min(side, max(long, min_side))
+    ratio = target / long
     return tuple(max(stride, int(round(int(v * ratio) / stride)) * stride) for v in (height, width))
 
 
@@ -50,15 +57,24 @@ class OnnxDetector:
     """
 
     def __init__(
-        self, *, detector: str = "ppocrv5", side: int = 960, threads: int = 1, onnx_path: str | None = None
+        self,
+        *,
+        detector: str = "ppocrv5",
+        side: int = 960,
+        min_side: int | None = None,
+        threads: int = 1,
+        onnx_path: str | None = None,
     ) -> None:
         if side < 32:
             raise ValueError(f"side must be at least 32, got {side}")
+        if min_side is not None and not 32 <= min_side <= side:
+            raise ValueError(f"min_side must lie in [32, side={side}], got {min_side}")
         if threads < 1:
             raise ValueError(f"threads must be positive, got {threads}")
         self.spec = detector_spec(detector)
         self.detector = detector
         self.side = side
+        self.min_side = min_side
         self.threads = threads
         self.onnx_path = onnx_path
         self.mean = np.array(self.spec.mean, np.float32)
@@ -67,7 +83,9 @@ class OnnxDetector:
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') the network sees for an H×W image."""
-        return detector_input_size(height, width, side=self.side, stride=self.spec.stride)
+        return detector_input_size(
+            height, width, side=self.side, stride=self.spec.stride, min_side=self.min_side
+        )
 
     def network_input(self, rgb: np.ndarray) -> np.ndarray:
         """1×3×H'×W' float32: the resized, reordered and normalised image."""

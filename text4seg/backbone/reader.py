@@ -53,7 +53,14 @@ class ReaderConfig:
     recognizer: str = "ppocrv5"
     """Key of ``registry.RECOGNIZERS``."""
     side: int = 960
-    """Detector input long side (PaddleOCR ``limit_side_len`` 960, ``limit_type: max``)."""
+    """Largest detector input long side: a larger image is shrunk to it (PaddleOCR ``limit_side_len`` 960,
+    ``limit_type: max``)."""
+    min_side: int | None = 512
+    """Smallest detector input long side: a smaller image is grown to it, one in [``min_side``, ``side``]
+    keeps its size (None: every image scaled to ``side``, as before session 16). Ours: PaddleOCR never
+    grows an image. Chosen on the referring selection splits by how often the reading hint lands on the
+    target (``data/s16/refer_select``, 256 px: 0.483 at None, 0.534 / 0.531 / 0.559 / 0.559 / 0.517 at
+    256 / 384 / 512 / 640 / 768; its 512 px copy: 0.361 at None, 0.385 at 512, 0.344 at 768)."""
     threshold: float = 0.3
     """Probability map binarisation threshold (``thresh``)."""
     box_threshold: float = 0.6
@@ -87,6 +94,8 @@ class ReaderConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.side < 32:
             raise ValueError(f"side must be at least 32, got {self.side}")
+        if self.min_side is not None and not 32 <= self.min_side <= self.side:
+            raise ValueError(f"min_side must lie in [32, side={self.side}], got {self.min_side}")
         for name in ("max_candidates", "batch_size", "threads", "max_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -113,7 +122,10 @@ class WordReader:
     def __init__(self, *, config: ReaderConfig | None = None) -> None:
         self.config = config or ReaderConfig()
         self.detector = OnnxDetector(
-            detector=self.config.detector, side=self.config.side, threads=self.config.threads
+            detector=self.config.detector,
+            side=self.config.side,
+            min_side=self.config.min_side,
+            threads=self.config.threads,
         )
         self._recognizer = None
         self._characters: list[str] = []
