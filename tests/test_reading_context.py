@@ -293,3 +293,20 @@ def test_with_scene_text_hint_scene_text_rows_show_every_word(tmp_path):
         assert (outlines[scene.hint > 0] > 0).all()  # every word's outline, some dropped as a reader would
         shown += int(np.array_equal(scene.hint > 0, outlines > 0))
     assert shown >= 3
+
+
+def test_closest_takes_one_near_miss_only_when_nothing_matches():
+    from text4seg.core.reading import CLOSEST_RATIO, matching_words
+
+    words = [
+        SeenWord(text="MAQS", box=(0, 0, 20, 10)),  # "IWAQIS" misread: ratio 0.6
+        SeenWord(text="SHOP", box=(30, 0, 50, 10)),
+        SeenWord(text="0PEN", box=(0, 20, 20, 30)),
+    ]
+    assert matching_words(words, ["IWAQIS"]) == []  # under MATCH_RATIO
+    assert [w.text for w in matching_words(words, ["IWAQIS"], closest=CLOSEST_RATIO)] == ["MAQS"]
+    # A real match wins: the near misses are not added to it.
+    assert [w.text for w in matching_words(words, ["OPEN"], closest=CLOSEST_RATIO)] == ["0PEN"]
+    # A word nothing read resembles still gets an empty hint (a no-target query stays empty).
+    assert matching_words(words, ["EXIT"], closest=CLOSEST_RATIO) == []
+    assert matching_words([], ["EXIT"], closest=CLOSEST_RATIO) == []

@@ -36,7 +36,7 @@ from text4seg.core.io import as_rgb_array
 from text4seg.core.masks import upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
-from text4seg.core.reading import SeenWord, hint_mask, matching_words, reading_context
+from text4seg.core.reading import CLOSEST_RATIO, SeenWord, hint_mask, matching_words, reading_context
 from text4seg.core.selection import select_words
 from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
@@ -175,6 +175,17 @@ class Text4SegPipeline:
         # segment() keeps grammar masks here per (grid, labels), so repeated queries skip rebuilding them.
         self._grammar_cache: dict[tuple, Any] = {}
         self._reader: WordReader | None = None  # built on the first content query of a reading model
+        self._reader_config = ReaderConfig(min_score=0.0)  # every box kept; _read applies the floor
+
+    @property
+    def reader_config(self) -> ReaderConfig:
+        """Settings of the word reader behind reading and attribute hints (``min_score`` is applied
+        per query by ``_read``; keep it 0). Setting it drops the reader built so far."""
+        return self._reader_config
+
+    @reader_config.setter
+    def reader_config(self, config: ReaderConfig) -> None:
+        self._reader_config, self._reader = config, None
 
     @property
     def refiner(self) -> Refiner:
@@ -310,7 +321,7 @@ class Text4SegPipeline:
             return "", colour_hint(image, query.target) if hint_model and self.config.colour_hint else None
         words = self._read(image)
         if hint_model:
-            named = matching_words(words, named_words(query.target))
+            named = matching_words(words, named_words(query.target), closest=CLOSEST_RATIO)
             return "", hint_mask(named, image.shape[:2])
         context = reading_context(
             words,
@@ -331,7 +342,7 @@ class Text4SegPipeline:
         """The words the reader reads in ``image``; ``every_box``: also the boxes whose reading is too
         unsure to match a named word (an attribute query needs where the words are, not what they say)."""
         if self._reader is None:
-            self._reader = WordReader(config=ReaderConfig(min_score=0.0))
+            self._reader = WordReader(config=self._reader_config)
         floor = 0.0 if every_box else ReaderConfig().min_score
         return [
             SeenWord(text=w.text, box=w.box, polygon=w.polygon)
