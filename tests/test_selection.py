@@ -87,3 +87,13 @@ def test_no_words_read(scene):
     image, _ = scene
     assert select_words([], "the red word", image) == []
     assert select_words([], "the topmost text", image) == []
+
+
+def test_ink_that_covers_most_of_its_box_is_still_named_by_the_surface_around_it():
+    # Thick red letters filling 70 % of a loose box on a white sign: the box's median colour is the
+    # ink, so only the box's edge tells the surface (before session 16 this was named white).
+    image = np.full((40, 80, 3), 245, np.uint8)
+    image[8:32, 6:74] = (215, 30, 35)
+    word = SeenWord(text="OPEN", box=(2, 4, 78, 36))
+    assert word_colours(image, [word]) == ["red"]
+    assert word_colours(image, [word], surface=True) == ["white"]
