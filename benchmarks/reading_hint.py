@@ -12,10 +12,11 @@ to the model and not counted), per reader setting:
 - an absent target (no-target expression) is hit when the hint is empty.
 
 Reader settings are ``--min-sides``: the reader's ``ReaderConfig.min_side`` (``none``: every image
-scaled to the detector's 960 px, as before session 16). Counts are per expression kind (content first,
-then colour, position, size; ``no-target`` for an empty target).
+scaled to the detector's 960 px, as before session 16), with ``+full`` also its ``full_view`` (the image
+read at 960 px too, the two views' words merged). Counts are per expression kind (content first, then
+colour, position, size; ``no-target`` for an empty target).
 
-Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512] [--limit N]``, DIR from
+Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full] [--limit N]``, DIR from
 ``python -m data_builders.synthetic.refer_export``. Last line: one JSON object with the figures.
 """
 
@@ -57,8 +58,12 @@ def hint_hits(hint: np.ndarray, target: np.ndarray) -> bool:
     return bool(covered >= 0.5 and off <= 0.5)
 
 
-def _min_side(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
+def reader_setting(text: str) -> dict:
+    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512" or "512+full"."""
+    side, _, extra = text.lower().partition("+")
+    if extra not in ("", "full"):
+        raise ValueError(f"reader setting {text!r}: expected none, N or N+full")
+    return {"min_side": None if side == "none" else int(side), "full_view": extra == "full"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="grefcoco", choices=("grefcoco", "refcoco"))
     parser.add_argument("--split", default="val")
     parser.add_argument("--model", help="MLLM folder (default: the embedded default model)")
-    parser.add_argument("--min-sides", default="none,512", help="reader min_side values, comma-separated")
+    parser.add_argument(
+        "--min-sides", default="none,512", help="reader settings: none, N or N+full, comma-separated"
+    )
     parser.add_argument("--limit", type=int, help="only the first N expressions")
     args = parser.parse_args(argv)
 
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     records = records[: args.limit] if args.limit else records
     figures: dict = {"expressions": len(records)}
     for text in args.min_sides.split(","):
-        pipe.reader_config = dataclasses.replace(pipe.reader_config, min_side=_min_side(text))
+        pipe.reader_config = dataclasses.replace(pipe.reader_config, **reader_setting(text))
         counts: dict[str, list[int]] = {}
         started = time.perf_counter()
         for record in tqdm(records, desc=f"min_side {text}"):

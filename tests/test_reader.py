@@ -170,3 +170,31 @@ def test_reader_config_refuses_min_side_outside_its_range():
     with pytest.raises(ValueError, match="min_side"):
         ReaderConfig(min_side=16)
     assert ReaderConfig(min_side=None).min_side is None
+
+
+def _seen(text: str, score: float, box: tuple[int, int, int, int]) -> ReadWord:
+    x0, y0, x1, y1 = box
+    return ReadWord(text=text, score=score, box=box, polygon=((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
+
+
+def test_merge_views_keeps_the_more_confident_reading_of_a_word_and_adds_the_rest():
+    from text4seg.backbone.reader import merge_views
+
+    first = [_seen("0PEN", 0.6, (10, 10, 50, 30)), _seen("EXIT", 0.9, (60, 10, 90, 30))]
+    second = [
+        _seen("OPEN", 0.95, (12, 11, 49, 29)),  # the same word, read better: replaces it
+        _seen("EX1T", 0.5, (61, 10, 90, 30)),  # the same word, read worse: dropped
+        _seen("SHOP", 0.8, (10, 50, 50, 70)),  # found only in this view: added
+    ]
+    merged = merge_views(first, second)
+    assert sorted(w.text for w in merged) == ["EXIT", "OPEN", "SHOP"]
+    assert merge_views(first, []) == first and merge_views([], second) == second
+
+
+def test_the_full_view_is_added_only_where_it_differs():
+    reader = WordReader(config=ReaderConfig(min_side=512, full_view=True))
+    small, large = np.zeros((256, 192, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)
+    assert [v.input_size(256, 192) for v in reader.views(small)] == [(512, 384), (960, 704)]
+    assert len(reader.views(large)) == 1  # shrunk to 960 either way: read once
+    assert len(WordReader(config=ReaderConfig(min_side=512, full_view=False)).views(small)) == 1
+    assert len(WordReader(config=ReaderConfig(min_side=None)).views(small)) == 1

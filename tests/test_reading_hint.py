@@ -66,3 +66,11 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
         assert 0.0 <= figures[row]["hit_rate"] <= 1.0
         assert figures[row]["hinted"] == sum(v for k, v in figures[row].items() if k.endswith(".n"))
     assert figures["expressions"] >= figures["min_side_none"]["hinted"] > 0
+
+
+def test_reader_settings_parse_and_refuse_unknown_suffixes():
+    assert reading_hint.reader_setting("none") == {"min_side": None, "full_view": False}
+    assert reading_hint.reader_setting("512") == {"min_side": 512, "full_view": False}
+    assert reading_hint.reader_setting("512+full") == {"min_side": 512, "full_view": True}
+    with pytest.raises(ValueError, match="N\\+full"):
+        reading_hint.reader_setting("512+half")

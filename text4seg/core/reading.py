@@ -54,8 +54,8 @@ CLOSEST_RATIO = 0.5
 """When no read word matches at ``MATCH_RATIO``, the pipeline's hint takes the one read word closest to
 a named word if it is at least this similar (``matching_words(closest=...)``): the recognizer misreads
 made-up and unusual words by more than one letter in four ("MAQS" for "IWAQIS", "ist" for "dentist").
-Chosen on the two referring selection splits (``data/s16/refer_select`` and its 512 px copy, 183
-content expressions): of the present targets whose closest read word is 0.5-0.7 similar, that word is
+Chosen on the two referring selection splits (``corpus_select.yaml`` at 256 and 512 px, through
+``refer_export``; 183 content expressions): of the present targets whose closest read word is 0.5-0.7 similar, that word is
 the target for 15 of 22; one of 15 absent words has a read word that close."""
 WORD_LABEL = "word"
 """Label of a word's cells in the ``runs`` style."""
