@@ -13,10 +13,11 @@ to the model and not counted), per reader setting:
 
 Reader settings are ``--min-sides``: the reader's ``ReaderConfig.min_side`` (``none``: every image
 scaled to the detector's 960 px, as before session 16), with ``+full`` also its ``full_view`` (the image
-read at 960 px too, the two views' words merged). Counts are per expression kind (content first, then
+read at 960 px too, the two views' words merged), and with ``/B`` the detector's box threshold B
+(``ReaderConfig.box_threshold``). Counts are per expression kind (content first, then
 colour, position, size; ``no-target`` for an empty target).
 
-Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full] [--limit N]``, DIR from
+Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full,512+full/0.45] [--limit N]``, DIR from
 ``python -m data_builders.synthetic.refer_export``. Last line: one JSON object with the figures.
 """
 
@@ -59,11 +60,14 @@ def hint_hits(hint: np.ndarray, target: np.ndarray) -> bool:
 
 
 def reader_setting(text: str) -> dict:
-    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512" or "512+full"."""
-    side, _, extra = text.lower().partition("+")
+    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512" or "512+full", each optionally
+    followed by "/B", the detector's ``box_threshold`` B ("512+full/0.45")."""
+    setting, _, box = text.lower().partition("/")
+    side, _, extra = setting.partition("+")
     if extra not in ("", "full"):
-        raise ValueError(f"reader setting {text!r}: expected none, N or N+full")
-    return {"min_side": None if side == "none" else int(side), "full_view": extra == "full"}
+        raise ValueError(f"reader setting {text!r}: expected none, N or N+full, then optionally /B")
+    fields = {"min_side": None if side == "none" else int(side), "full_view": extra == "full"}
+    return fields | ({"box_threshold": float(box)} if box else {})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,6 +82,22 @@ def test_reads_a_drawn_word_with_its_box(reader):
     assert x0 <= drawn[0] and y0 <= drawn[1] and x1 >= drawn[2] and y1 >= drawn[3]
 
 
+def test_boxes_read_as_nothing_are_kept_only_when_asked(monkeypatch):
+    # An attribute query needs where the words are: with keep_unread (and no score floor) a box the
+    # recognizer reads nothing in stays, as a word with empty text and score 0; otherwise it is lost.
+    _needs_weights()
+    import text4seg.backbone.reader as reader_module
+
+    image, drawn = _open_sign()
+    nothing = ctc_greedy(np.eye(3, dtype=np.float32)[[0, 0, 0]], ["a", "b"])  # blanks only
+    monkeypatch.setattr(reader_module, "ctc_greedy", lambda probs, characters: nothing)
+    assert WordReader(config=ReaderConfig(threads=1, min_score=0.0)).read(image) == []
+    assert WordReader(config=ReaderConfig(threads=1, min_score=0.5, keep_unread=True)).read(image) == []
+    kept = WordReader(config=ReaderConfig(threads=1, min_score=0.0, keep_unread=True)).read(image)
+    assert [(w.text, w.score) for w in kept] == [("", 0.0)]
+    assert _iou(kept[0].box, drawn) > 0.5
+
+
 def test_reads_text_turned_clockwise(reader):
     # Tall crops are turned upright as PaddleOCR does (text read top to bottom); there is no 180° check.
     image, _ = _open_sign()

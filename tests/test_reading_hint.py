@@ -72,5 +72,10 @@ def test_reader_settings_parse_and_refuse_unknown_suffixes():
     assert reading_hint.reader_setting("none") == {"min_side": None, "full_view": False}
     assert reading_hint.reader_setting("512") == {"min_side": 512, "full_view": False}
     assert reading_hint.reader_setting("512+full") == {"min_side": 512, "full_view": True}
+    assert reading_hint.reader_setting("512+full/0.45") == {
+        "min_side": 512,
+        "full_view": True,
+        "box_threshold": 0.45,
+    }
     with pytest.raises(ValueError, match="N\\+full"):
         reading_hint.reader_setting("512+half")

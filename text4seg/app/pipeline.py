@@ -175,7 +175,8 @@ class Text4SegPipeline:
         # segment() keeps grammar masks here per (grid, labels), so repeated queries skip rebuilding them.
         self._grammar_cache: dict[tuple, Any] = {}
         self._reader: WordReader | None = None  # built on the first content query of a reading model
-        self._reader_config = ReaderConfig(min_score=0.0)  # every box kept; _read applies the floor
+        # every box kept, even one read as nothing (an attribute query's candidate); _read applies the floor
+        self._reader_config = ReaderConfig(min_score=0.0, keep_unread=True)
 
     @property
     def reader_config(self) -> ReaderConfig:
