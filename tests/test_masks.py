@@ -9,6 +9,7 @@ from text4seg.core.masks import (
     descriptor_from_index,
     descriptor_from_mask,
     grid_from_mask,
+    grow_mask,
     index_from_descriptor,
     mask_prompt_logits,
     upsample_grid,
@@ -78,3 +79,15 @@ def test_mask_prompt_logits_are_plus_minus_6_9():
     assert logits.dtype == np.float32
     np.testing.assert_allclose(logits, [[np.log(999), -np.log(999)]], rtol=1e-6)
     assert abs(float(logits[0, 0]) - 6.9068) < 1e-3
+
+
+def test_grow_mask_takes_the_pixels_within_a_euclidean_distance():
+    dot = np.zeros((9, 9), bool)
+    dot[4, 4] = True
+    grown = grow_mask(dot, 2)
+    ys, xs = np.nonzero(grown)
+    assert sorted(((ys - 4) ** 2 + (xs - 4) ** 2).tolist()) == [0, 1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4]
+    assert np.array_equal(grow_mask(dot, 0), dot) and grow_mask(dot, 0) is not dot
+    assert not grow_mask(np.zeros((5, 5), bool), 3).any()
+    with pytest.raises(ValueError, match=">= 0"):
+        grow_mask(dot, -1)

@@ -397,3 +397,48 @@ def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):
     assert calls == [1]  # only the zoomed pipeline went through refine_zoomed
     assert not masks[True][200:, :].any()  # outside the window around the top-left cell
     assert PipelineConfig().refiner_zoom  # on unless a checkpoint's inference.json turns it off
+
+
+def test_hint_clip_keeps_a_hinted_querys_refined_mask_near_the_hinted_words(monkeypatch):
+    """``hint_clip``: the refined mask of a query whose reading hint shows a word stays within that many
+    pixels of the hint; the coarse answer is untouched, and a query with an empty hint is not clipped."""
+    import dataclasses
+    import types
+
+    from PIL import ImageDraw, ImageFont
+
+    import stsam_refiner.predict as predict
+    from text4seg.core.masks import grow_mask
+    from text4seg.mllm import generate
+
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 160), "white")
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
+    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=font)
+    image = np.asarray(image)
+
+    def answer_everywhere(*args, **kwargs):  # an answer that strays over the whole image
+        return _fake_answer([[kwargs["labels"][0]] * 4] * 4, ["others", kwargs["labels"][0]])
+
+    monkeypatch.setattr(generate, "segment", answer_everywhere)
+    monkeypatch.setattr(
+        predict,
+        "refine_image",
+        lambda model, img, **kw: types.SimpleNamespace(mask=np.ones(img.shape[:2], bool)),
+    )
+    hinted = dataclasses.replace(pipe.config, reading="hint", refiner_zoom=False)
+    monkeypatch.setattr(pipe, "config", hinted)
+    unclipped = pipe(image, "the text that says 'open'")
+    assert unclipped.mask().all() and unclipped.hint is not None and unclipped.hint.any()
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(hinted, hint_clip=3))
+    clipped = pipe(image, "the text that says 'open'")
+    assert np.array_equal(clipped.hint, unclipped.hint)
+    assert np.array_equal(clipped.mask(), grow_mask(clipped.hint > 0, 3))
+    assert clipped.mask(refined=False).all()  # the MLLM's answer as it was
+    ys, xs = np.nonzero(clipped.mask())
+    assert xs.min() >= 160 and ys.min() >= 80  # around OPEN only
+    no_word = pipe(image, "the word 'EXIT'")  # the reader finds no EXIT: an empty hint, nothing clipped
+    assert not no_word.hint.any() and no_word.mask().all()
+    assert pipe(image, "segment the text in this image").hint is None
+    with pytest.raises(ValueError, match="hint_clip"):
+        InferenceSettings(hint_clip=-1)

@@ -33,7 +33,7 @@ from text4seg.core.inference import (
     load_inference_settings,
 )
 from text4seg.core.io import as_rgb_array
-from text4seg.core.masks import upsample_grid
+from text4seg.core.masks import grow_mask, upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
 from text4seg.core.reading import CLOSEST_RATIO, SeenWord, hint_mask, matching_words, reading_context
@@ -116,6 +116,9 @@ class SegmentationResult:
     """True when the answer held no readable descriptor (the grid is then all background)."""
     refined_labels: list[str] = field(default_factory=list)
     """Labels the refiner was actually called for."""
+    hint: np.ndarray | None = None
+    """H×W uint8 (0 or 255): the reading hint the MLLM was shown (``inference.json`` ``reading: hint``),
+    or None when the query got none."""
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -279,6 +282,9 @@ class Text4SegPipeline:
                 zoom=self.config.refiner_zoom,
             )
             refined.update(self.refiner.refine(request))
+            if self.config.hint_clip is not None and hint is not None and hint.any():
+                near_hint = grow_mask(hint > 0, self.config.hint_clip)
+                refined = {label: mask & near_hint for label, mask in refined.items()}
         timings["refine"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - start
         base = set(parsed_query.labels)
@@ -296,6 +302,7 @@ class Text4SegPipeline:
             timings=timings,
             parse_failed=coarse.failed,
             refined_labels=sorted(nonempty) if refine and self.config.refine_mode != "none" else [],
+            hint=hint,
         )
 
     def _answer_labels(self, query: Query) -> list[str]:

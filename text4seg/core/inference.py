@@ -72,6 +72,10 @@ class InferenceSettings(Config):
     """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
     reading hint shows a read word (``reading: hint``); every other query, and every query under another
     reading mode, is answered by the checkpoint's own weights."""
+    hint_clip: int | None = None
+    """With ``reading: hint``: the refined mask of a query whose hint shows a read word is kept within
+    that many pixels of the hint (the read words' outlines); None: not clipped. The answer of a hinted
+    query often strays a cell row off its words, and the refiner follows it onto their neighbours."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
@@ -95,6 +99,8 @@ class InferenceSettings(Config):
             raise ValueError(f"refiner_description {self.refiner_description!r} not in {DESCRIPTION_SOURCES}")
         if self.reading not in READING_MODES:
             raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
+        if self.hint_clip is not None and self.hint_clip < 0:
+            raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels, or null for no clipping")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens {self.max_new_tokens} must be >= 1")
 

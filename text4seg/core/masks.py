@@ -138,6 +138,18 @@ def upsample_grid(grid: np.ndarray, *, size: tuple[int, int]) -> np.ndarray:
     return grid[np.ix_(rows, cols)]
 
 
+def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """H×W bool: the pixels within ``pixels`` (Euclidean) of ``mask``'s foreground; 0 keeps the mask."""
+    mask = np.asarray(mask, dtype=bool)
+    if pixels < 0:
+        raise ValueError(f"pixels must be >= 0, got {pixels}")
+    if pixels == 0 or not mask.any():
+        return mask.copy()
+    from scipy import ndimage  # lazy: the codec and parser do not need scipy
+
+    return ndimage.distance_transform_edt(~mask) <= pixels
+
+
 def mask_prompt_logits(mask: np.ndarray, *, eps: float = 1e-3) -> np.ndarray:
     """Binary (or [0, 1] soft) mask → float32 logits for SAM's mask prompt.
 

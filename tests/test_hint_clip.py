@@ -1,0 +1,60 @@
+"""benchmarks/hint_clip.py: a hinted query's refined mask clipped to its hint, and where answers sit."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import hint_clip
+
+
+def test_the_row_shift_that_best_fits_the_target():
+    truth = np.zeros((8, 8), bool)
+    truth[5, 2:6] = True
+    answer = np.zeros((8, 8), bool)
+    answer[4, 2:6] = True  # one row too high: moved down by one it fits
+    assert hint_clip.best_row_shift(answer, truth) == 1
+    assert hint_clip.best_row_shift(truth, truth) == 0
+    answer[:] = False
+    answer[7, 2:6] = True  # two rows too low
+    assert hint_clip.best_row_shift(answer, truth) == -2
+    assert hint_clip.best_row_shift(np.zeros((8, 8), bool), truth) is None
+    wide = np.zeros((8, 8), bool)
+    wide[4:7, 2:6] = True  # covers the target unshifted: ties go to no shift
+    assert hint_clip.best_row_shift(wide, truth) == 0
+
+
+def test_the_scores_follow_text4seg_eval():
+    scores = hint_clip.Scores()
+    gt = np.zeros((4, 4), bool)
+    gt[:2] = True
+    scores.add(gt, gt)  # IoU 1
+    scores.add(np.zeros((4, 4), bool), np.zeros((4, 4), bool))  # no target, empty answer: 1
+    scores.add(np.ones((4, 4), bool), gt)  # IoU 0.5
+    assert scores.figures() == {"cIoU": round(16 / 24, 4), "gIoU": round(2.5 / 3, 4), "acc50": 1.0, "n": 3}
+
+
+def test_pixel_settings_refuse_negative_values():
+    assert hint_clip.pixel_settings("0,4,8") == [0, 4, 8]
+    with pytest.raises(ValueError, match="non-negative"):
+        hint_clip.pixel_settings("4,-2")
+
+
+def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from data_builders.synthetic import SyntheticConfig
+    from data_builders.synthetic.build import build
+    from data_builders.synthetic.refer_export import export
+
+    cfg = SyntheticConfig(size=128, p_no_text=0.0, max_instances=3, phrasings="heldout")
+    list(build(cfg, n=2, out=tmp_path / "arrow", seed=5, workers=1))
+    export(tmp_path / "arrow", tmp_path / "layout", split="val")
+    hint_clip.main(["--root", str(tmp_path / "layout"), "--pixels", "0,4", "--limit", "3"])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["expressions"] == 3 and 0 <= figures["hinted"] <= 3
+    for setting in ("unclipped", "clip_0", "clip_4"):
+        assert figures[setting]["all"]["n"] == 3 and 0.0 <= figures[setting]["all"]["cIoU"] <= 1.0
+    if figures["hinted"] == 0:  # nothing to clip: every setting scores the same masks
+        assert figures["clip_0"]["all"] == figures["unclipped"]["all"]
+    shifted = sum(sum(c.values()) for c in figures["answer_row_shift"].values())
+    assert shifted <= 3
