@@ -1,5 +1,6 @@
 """The default model's build recipe, run exactly as documented on the CPU in a tiny setting."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -163,6 +164,12 @@ def test_the_calibrate_stage_sets_the_threshold_of_the_packaged_refiner(tmp_path
     assert list(ran) == ["package"] and ran["package"][ran["package"].index("--refiner") + 1] == str(
         plain.run / "refiner" / "refiner.safetensors"
     )
+    assert "--hint-clip" not in ran["package"]  # off unless the profile sets it
+    clipped = dataclasses.replace(plain, profile=dataclasses.replace(plain.profile, hint_clip=2))
+    build_default.package_stage(clipped)
+    assert ran["package"][ran["package"].index("--hint-clip") + 1] == "2"
+    with pytest.raises(ValueError, match="hint_clip"):
+        BuildConfig.from_dict({"cpu": {"hint_clip": -1}})
 
 
 @pytest.mark.slow

@@ -122,18 +122,23 @@ class BuildProfile(Config):
     """Selection-split images scored when packaging."""
     refiner_flips: tuple[str, ...] = ()
     """The packaged refiner's test-time flips (``h``, ``v``), chosen on the selection split."""
+    hint_clip: int | None = None
+    """The package's ``inference.json`` ``hint_clip`` (pixels; None: off), chosen on the selection
+    splits with ``benchmarks/hint_clip.py``."""
     split: BudgetSplit = field(default_factory=BudgetSplit)
     """Stage budgets."""
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name in ("split", "refiner_flips", "calibrate_refiner"):
+            if name in ("split", "refiner_flips", "calibrate_refiner", "hint_clip"):
                 continue
             optional = ("refiner_base_steps", "refiner_augment_steps", "mllm_continue_steps", "mllm_regrid_steps",
                         "mllm_hint_steps")  # fmt: skip
             least = 0 if name in optional else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
+        if self.hint_clip is not None and self.hint_clip < 0:
+            raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels (or null: off)")
         if 0 < self.mllm_continue_steps <= self.mllm_steps:
             raise ValueError(
                 f"mllm_continue_steps {self.mllm_continue_steps} must exceed mllm_steps {self.mllm_steps} (or be 0)"
@@ -402,7 +407,8 @@ def package_stage(plan: Plan) -> None:
                                 "--limit", str(plan.profile.measure_images),
                                 "--stages", str(plan.run / "stages.jsonl"),
                                 "--training", str(plan.run / "training.json"), "--out", str(plan.out),
-                                "--device", plan.device, "--refiner-flips", *plan.profile.refiner_flips))  # fmt: skip
+                                "--device", plan.device, "--refiner-flips", *plan.profile.refiner_flips,
+                                *(("--hint-clip", str(plan.profile.hint_clip)) if plan.profile.hint_clip is not None else ())))  # fmt: skip
 
 
 def build(plan: Plan) -> None:

@@ -49,14 +49,19 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def packaged_settings(mllm: Path, refiner_flips: Sequence[str] | None = None) -> InferenceSettings:
+def packaged_settings(
+    mllm: Path, refiner_flips: Sequence[str] | None = None, hint_clip: int | None = None
+) -> InferenceSettings:
     """What the packaged MLLM's ``inference.json`` says: the settings its training wrote (grid, rule,
     reading), ``DEFAULT_INFERENCE`` (the CLIP-era build's settings) for a folder without them; with
-    ``refiner_flips``, the refiner's test-time flips chosen for this package (on the selection split)."""
+    ``refiner_flips``, the refiner's test-time flips chosen for this package, and with ``hint_clip``
+    its hinted queries' clip (both chosen on the selection split)."""
     settings = load_inference_settings(mllm) or DEFAULT_INFERENCE
-    if refiner_flips is None:
-        return settings
-    return dataclasses.replace(settings, refiner_flips=tuple(refiner_flips))
+    if refiner_flips is not None:
+        settings = dataclasses.replace(settings, refiner_flips=tuple(refiner_flips))
+    if hint_clip is not None:
+        settings = dataclasses.replace(settings, hint_clip=hint_clip)
+    return settings
 
 
 def copy_assets(
@@ -148,7 +153,7 @@ def write_manifest(
 
 def package(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    settings = packaged_settings(Path(args.mllm), args.refiner_flips)
+    settings = packaged_settings(Path(args.mllm), args.refiner_flips, args.hint_clip)
     sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out, settings=settings)
     metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads, device=args.device)
     metrics["device"] = args.device
@@ -193,6 +198,10 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument(
         "--refiner-flips", nargs="*", choices=("h", "v"),
         help="the refiner's test-time flips for inference.json (default: what the MLLM's training wrote)",
+    )  # fmt: skip
+    pack.add_argument(
+        "--hint-clip", type=int, default=None,
+        help="inference.json hint_clip: pixels a hinted query's refined mask may reach past its hint (default: off)",
     )  # fmt: skip
     pack.add_argument("--out", default=str(DEFAULT_ROOT))
     pack.add_argument("--threads", type=int, default=1)
