@@ -11,11 +11,15 @@ For every expression of a REFER/gRefCOCO-layout set, the pipeline runs once with
 (Σ I / Σ U), gIoU (mean IoU; an empty target scores 1 when the mask is empty) and Acc@0.5, as
 ``text4seg eval`` computes them.
 
+``--snaps S``: the same answers refined again with ``hint_snap: S`` (the refiner prompted with the
+answer's cells plus the hinted words' cells up to S rows above or below them;
+``Text4SegPipeline.refine_answer``), each also clipped by every ``--pixels`` value.
+
 It also reports where the answers sit: for each present target, the row shift of the answer's grid
 (−3 … +3 cells; + = down) that best matches the target's grid (ties go to the smaller shift), counted
 separately for hinted and unhinted expressions.
 
-Run: ``python benchmarks/hint_clip.py --root DIR [--pixels 0,2,4,8,16] [--model M --refiner R] [--limit N]``,
+Run: ``python benchmarks/hint_clip.py --root DIR [--pixels 0,2,4,8,16] [--snaps 0,1] [--model M --refiner R] [--limit N]``,
 DIR from ``python -m data_builders.synthetic.refer_export``. Last line: one JSON object with the figures.
 """
 
@@ -83,7 +87,7 @@ def best_row_shift(answer: np.ndarray, truth: np.ndarray) -> int | None:
 def pixel_settings(text: str) -> list[int]:
     values = [int(v) for v in text.split(",") if v.strip()]
     if not values or min(values) < 0:
-        raise ValueError(f"--pixels wants non-negative integers, e.g. 0,4,8; got {text!r}")
+        raise ValueError(f"--pixels and --snaps want non-negative integers, e.g. 0,4,8; got {text!r}")
     return values
 
 
@@ -94,20 +98,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--pixels", default="0,2,4,8,16", help="hint_clip values to compare (comma-separated)"
     )
+    parser.add_argument("--snaps", default="0", help="hint_snap values (cell rows) to compare, e.g. 0,1")
     parser.add_argument("--model", default=None, help="MLLM folder (default: the embedded default)")
     parser.add_argument("--refiner", default=None, help="refiner checkpoint (default: the embedded default)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N expressions")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     pixels = pixel_settings(args.pixels)
+    snaps = pixel_settings(args.snaps)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
 
     pipe = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
-    pipe.config = dataclasses.replace(pipe.config, hint_clip=None)  # each setting is applied below
+    plain = dataclasses.replace(pipe.config, hint_clip=None, hint_snap=0)  # each setting is applied below
+    pipe.config = plain
+    snapped = {s: dataclasses.replace(plain, hint_snap=s) for s in snaps if s}
     settings = ["unclipped", *(f"clip_{p}" for p in pixels)]
+    for s in snapped:
+        settings += [f"snap_{s}", *(f"snap_{s}+clip_{p}" for p in pixels)]
     scores: dict[str, dict[str, Scores]] = {s: defaultdict(Scores) for s in settings}
     shifts = {"hinted": Counter(), "unhinted": Counter()}
     n = hinted = 0
@@ -124,6 +134,14 @@ def main(argv: list[str] | None = None) -> dict:
         masks = {"unclipped": refined}
         for p in pixels:
             masks[f"clip_{p}"] = refined & grow_mask(result.hint > 0, p) if shows_word else refined
+        for s, config in snapped.items():  # the same answer, its refiner prompt snapped to the hint
+            pipe.config = config
+            again = pipe.refine_answer(sample.image, result) if shows_word else {}
+            pipe.config = plain
+            mask = np.logical_or.reduce([*again.values(), np.zeros_like(gt)]) if shows_word else refined
+            masks[f"snap_{s}"] = mask
+            for p in pixels:
+                masks[f"snap_{s}+clip_{p}"] = mask & grow_mask(result.hint > 0, p) if shows_word else mask
         for setting, mask in masks.items():
             for kind in kinds:
                 scores[setting][kind].add(mask, gt)
@@ -146,13 +164,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"{n} expressions, {hinted} with a hint that shows a word")
     kinds = sorted(scores["unclipped"], key=lambda k: (k != "all", k))
-    print(f"{'setting':>10} " + " ".join(f"{k:>22}" for k in kinds))
+    print(f"{'setting':>16} " + " ".join(f"{k:>22}" for k in kinds))
     for setting in settings:
         cells = []
         for kind in kinds:
             f = figures[setting][kind]
             cells.append(f"{f['cIoU']:.3f}/{f['gIoU']:.3f}/{f['acc50']:.3f}")
-        print(f"{setting:>10} " + " ".join(f"{c:>22}" for c in cells))
+        print(f"{setting:>16} " + " ".join(f"{c:>22}" for c in cells))
     print("(cIoU/gIoU/Acc@0.5 per kind)")
     for group, counts in shifts.items():
         print(

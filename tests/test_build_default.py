@@ -165,9 +165,11 @@ def test_the_calibrate_stage_sets_the_threshold_of_the_packaged_refiner(tmp_path
         plain.run / "refiner" / "refiner.safetensors"
     )
     assert "--hint-clip" not in ran["package"]  # off unless the profile sets it
-    clipped = dataclasses.replace(plain, profile=dataclasses.replace(plain.profile, hint_clip=2))
+    assert ran["package"][ran["package"].index("--hint-snap") + 1] == "0"
+    clipped = dataclasses.replace(plain, profile=dataclasses.replace(plain.profile, hint_clip=2, hint_snap=1))
     build_default.package_stage(clipped)
     assert ran["package"][ran["package"].index("--hint-clip") + 1] == "2"
+    assert ran["package"][ran["package"].index("--hint-snap") + 1] == "1"
     with pytest.raises(ValueError, match="hint_clip"):
         BuildConfig.from_dict({"cpu": {"hint_clip": -1}})
 

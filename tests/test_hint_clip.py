@@ -36,7 +36,7 @@ def test_the_scores_follow_text4seg_eval():
 
 def test_pixel_settings_refuse_negative_values():
     assert hint_clip.pixel_settings("0,4,8") == [0, 4, 8]
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="non-negative integers"):
         hint_clip.pixel_settings("4,-2")
 
 
@@ -49,12 +49,12 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
     cfg = SyntheticConfig(size=128, p_no_text=0.0, max_instances=3, phrasings="heldout")
     list(build(cfg, n=2, out=tmp_path / "arrow", seed=5, workers=1))
     export(tmp_path / "arrow", tmp_path / "layout", split="val")
-    hint_clip.main(["--root", str(tmp_path / "layout"), "--pixels", "0,4", "--limit", "3"])
+    hint_clip.main(["--root", str(tmp_path / "layout"), "--pixels", "0,4", "--snaps", "0,1", "--limit", "3"])
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["expressions"] == 3 and 0 <= figures["hinted"] <= 3
-    for setting in ("unclipped", "clip_0", "clip_4"):
+    for setting in ("unclipped", "clip_0", "clip_4", "snap_1", "snap_1+clip_4"):
         assert figures[setting]["all"]["n"] == 3 and 0.0 <= figures[setting]["all"]["cIoU"] <= 1.0
     if figures["hinted"] == 0:  # nothing to clip: every setting scores the same masks
-        assert figures["clip_0"]["all"] == figures["unclipped"]["all"]
+        assert figures["clip_0"]["all"] == figures["unclipped"]["all"] == figures["snap_1+clip_4"]["all"]
     shifted = sum(sum(c.values()) for c in figures["answer_row_shift"].values())
     assert shifted <= 3

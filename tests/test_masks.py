@@ -12,6 +12,7 @@ from text4seg.core.masks import (
     grow_mask,
     index_from_descriptor,
     mask_prompt_logits,
+    snap_cells,
     upsample_grid,
 )
 
@@ -91,3 +92,24 @@ def test_grow_mask_takes_the_pixels_within_a_euclidean_distance():
     assert not grow_mask(np.zeros((5, 5), bool), 3).any()
     with pytest.raises(ValueError, match=">= 0"):
         grow_mask(dot, -1)
+
+
+def test_snap_cells_adds_the_hinted_words_next_to_the_answer():
+    answer = np.zeros((8, 8), bool)
+    answer[3, 2:5] = True  # one row above the word
+    hint = np.zeros((8, 8), bool)
+    hint[4, 1:4] = True  # the hinted word, one cell further left than the answer
+    hint[6, 4] = True  # another hinted word, three rows below the answer
+    hint[1, 6:8] = True  # and one two rows up, in other columns
+    snapped = snap_cells(answer, hint, 1)
+    assert np.array_equal(
+        snapped,
+        answer | (np.arange(8)[None, :] >= 1) & (np.arange(8)[None, :] <= 3) & (np.arange(8)[:, None] == 4),
+    )
+    assert np.array_equal(snap_cells(answer, hint, 0), answer)
+    assert not snapped[6, 4] and snap_cells(answer, hint, 3)[6, 4] and not snap_cells(answer, hint, 3)[1, 6]
+    assert not snap_cells(np.zeros((8, 8), bool), hint, 2).any()  # nothing answered: nothing gained
+    with pytest.raises(ValueError, match="shape"):
+        snap_cells(answer, hint[:4], 1)
+    with pytest.raises(ValueError, match=">= 0"):
+        snap_cells(answer, hint, -1)

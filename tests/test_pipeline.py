@@ -442,3 +442,45 @@ def test_hint_clip_keeps_a_hinted_querys_refined_mask_near_the_hinted_words(monk
     assert pipe(image, "segment the text in this image").hint is None
     with pytest.raises(ValueError, match="hint_clip"):
         InferenceSettings(hint_clip=-1)
+
+
+def test_hint_snap_prompts_the_refiner_with_the_hinted_word_next_to_the_answer(monkeypatch, refine_calls):
+    """``hint_snap``: an answer a cell row off its hinted word has the refiner prompted with the word's
+    cells too; the answer itself is kept, and ``refine_answer`` re-refines it without a new answer."""
+    import dataclasses
+
+    from PIL import ImageDraw, ImageFont
+
+    from text4seg.core.masks import grid_from_mask
+    from text4seg.mllm import generate
+
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 160), "white")
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
+    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=font)  # rows 2-3, columns 2-3
+    image = np.asarray(image)
+
+    def one_row_too_high(*args, **kwargs):
+        label = kwargs["labels"][0]
+        grid = [["others"] * 4, ["others", "others", label, label], ["others"] * 4, ["others"] * 4]
+        return _fake_answer(grid, ["others", label])
+
+    monkeypatch.setattr(generate, "segment", one_row_too_high)
+    plain = dataclasses.replace(pipe.config, reading="hint", refiner_zoom=False)
+    monkeypatch.setattr(pipe, "config", plain)
+    query = "the text that says 'open'"
+    before = pipe(image, query)
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(plain, hint_snap=1))
+    snapped = pipe(image, query)
+    hint_cells = grid_from_mask(
+        snapped.hint > 0, grid_size=(4, 4), rule=plain.grid_rule, threshold=plain.grid_threshold
+    )
+    assert hint_cells[2:, 2:].any() and not hint_cells[:2].any()
+    assert refine_calls[0][0] == 2 and refine_calls[1][0] == 2 + int(hint_cells.sum())
+    assert snapped.grid == before.grid and np.array_equal(
+        snapped.mask(refined=False), before.mask(refined=False)
+    )
+    again = pipe.refine_answer(image, before)  # the first answer, refined under hint_snap
+    assert refine_calls[2] == refine_calls[1] and np.array_equal(next(iter(again.values())), snapped.mask())
+    with pytest.raises(ValueError, match="hint_snap"):
+        InferenceSettings(hint_snap=-1)

@@ -125,6 +125,8 @@ class BuildProfile(Config):
     hint_clip: int | None = None
     """The package's ``inference.json`` ``hint_clip`` (pixels; None: off), chosen on the selection
     splits with ``benchmarks/hint_clip.py``."""
+    hint_snap: int = 0
+    """The package's ``inference.json`` ``hint_snap`` (cell rows; 0: off), chosen likewise."""
     split: BudgetSplit = field(default_factory=BudgetSplit)
     """Stage budgets."""
 
@@ -133,7 +135,7 @@ class BuildProfile(Config):
             if name in ("split", "refiner_flips", "calibrate_refiner", "hint_clip"):
                 continue
             optional = ("refiner_base_steps", "refiner_augment_steps", "mllm_continue_steps", "mllm_regrid_steps",
-                        "mllm_hint_steps")  # fmt: skip
+                        "mllm_hint_steps", "hint_snap")  # fmt: skip
             least = 0 if name in optional else 1
             if value < least:
                 raise ValueError(f"{name} {value} must be >= {least}")
@@ -408,7 +410,8 @@ def package_stage(plan: Plan) -> None:
                                 "--stages", str(plan.run / "stages.jsonl"),
                                 "--training", str(plan.run / "training.json"), "--out", str(plan.out),
                                 "--device", plan.device, "--refiner-flips", *plan.profile.refiner_flips,
-                                *(("--hint-clip", str(plan.profile.hint_clip)) if plan.profile.hint_clip is not None else ())))  # fmt: skip
+                                *(("--hint-clip", str(plan.profile.hint_clip)) if plan.profile.hint_clip is not None else ()),
+                                "--hint-snap", str(plan.profile.hint_snap)))  # fmt: skip
 
 
 def build(plan: Plan) -> None:

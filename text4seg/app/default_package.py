@@ -50,17 +50,22 @@ def folder_mb(path: Path) -> float:
 
 
 def packaged_settings(
-    mllm: Path, refiner_flips: Sequence[str] | None = None, hint_clip: int | None = None
+    mllm: Path,
+    refiner_flips: Sequence[str] | None = None,
+    hint_clip: int | None = None,
+    hint_snap: int | None = None,
 ) -> InferenceSettings:
     """What the packaged MLLM's ``inference.json`` says: the settings its training wrote (grid, rule,
     reading), ``DEFAULT_INFERENCE`` (the CLIP-era build's settings) for a folder without them; with
-    ``refiner_flips``, the refiner's test-time flips chosen for this package, and with ``hint_clip``
-    its hinted queries' clip (both chosen on the selection split)."""
+    ``refiner_flips``, the refiner's test-time flips chosen for this package, with ``hint_clip`` and
+    ``hint_snap`` how its hinted queries are refined (all chosen on the selection split)."""
     settings = load_inference_settings(mllm) or DEFAULT_INFERENCE
     if refiner_flips is not None:
         settings = dataclasses.replace(settings, refiner_flips=tuple(refiner_flips))
     if hint_clip is not None:
         settings = dataclasses.replace(settings, hint_clip=hint_clip)
+    if hint_snap is not None:
+        settings = dataclasses.replace(settings, hint_snap=hint_snap)
     return settings
 
 
@@ -153,7 +158,7 @@ def write_manifest(
 
 def package(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    settings = packaged_settings(Path(args.mllm), args.refiner_flips, args.hint_clip)
+    settings = packaged_settings(Path(args.mllm), args.refiner_flips, args.hint_clip, args.hint_snap)
     sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out, settings=settings)
     metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads, device=args.device)
     metrics["device"] = args.device
@@ -202,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument(
         "--hint-clip", type=int, default=None,
         help="inference.json hint_clip: pixels a hinted query's refined mask may reach past its hint (default: off)",
+    )  # fmt: skip
+    pack.add_argument(
+        "--hint-snap", type=int, default=None,
+        help="inference.json hint_snap: cell rows a hinted query's refiner prompt reaches to the hint (default: as trained, 0)",
     )  # fmt: skip
     pack.add_argument("--out", default=str(DEFAULT_ROOT))
     pack.add_argument("--threads", type=int, default=1)

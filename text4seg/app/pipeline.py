@@ -33,7 +33,7 @@ from text4seg.core.inference import (
     load_inference_settings,
 )
 from text4seg.core.io import as_rgb_array
-from text4seg.core.masks import grow_mask, upsample_grid
+from text4seg.core.masks import grid_from_mask, grow_mask, snap_cells, upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
 from text4seg.core.reading import CLOSEST_RATIO, SeenWord, hint_mask, matching_words, reading_context
@@ -273,18 +273,7 @@ class Text4SegPipeline:
         nonempty = {label: g for label, g in grids.items() if g.any()}
         refined = dict(masks)
         if refine and nonempty and self.config.refine_mode != "none":
-            request = RefineRequest(
-                image=array,
-                grids=nonempty,
-                query=parsed_query,
-                description=self._description(array, parsed_query),
-                flips=self.config.refiner_flips,
-                zoom=self.config.refiner_zoom,
-            )
-            refined.update(self.refiner.refine(request))
-            if self.config.hint_clip is not None and hint is not None and hint.any():
-                near_hint = grow_mask(hint > 0, self.config.hint_clip)
-                refined = {label: mask & near_hint for label, mask in refined.items()}
+            refined.update(self._refine(array, nonempty, parsed_query, hint))
         timings["refine"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - start
         base = set(parsed_query.labels)
@@ -304,6 +293,47 @@ class Text4SegPipeline:
             refined_labels=sorted(nonempty) if refine and self.config.refine_mode != "none" else [],
             hint=hint,
         )
+
+    def refine_answer(self, image, result: SegmentationResult) -> dict[str, np.ndarray]:
+        """label → refined H×W bool for ``result``'s answer (and hint) under this pipeline's current
+        config, without asking the MLLM again: e.g. to compare refiner settings on the same answers."""
+        array = as_rgb_array(image)
+        query = interpret_query(result.query, task=result.task, referring_label=self.config.referring_label)
+        nonempty = {label: g for label, g in self._class_grids(result.grid, query).items() if g.any()}
+        return self._refine(array, nonempty, query, result.hint) if nonempty else {}
+
+    def _refine(
+        self, image: np.ndarray, grids: dict[str, np.ndarray], query: Query, hint: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """The refiner's masks for the answer's non-empty ``grids``; a query whose hint shows a word has
+        its prompt snapped to the hint (``hint_snap``) and its masks clipped to it (``hint_clip``)."""
+        request = RefineRequest(
+            image=image,
+            grids=self._snapped(grids, hint),
+            query=query,
+            description=self._description(image, query),
+            flips=self.config.refiner_flips,
+            zoom=self.config.refiner_zoom,
+        )
+        refined = self.refiner.refine(request)
+        if self.config.hint_clip is not None and hint is not None and hint.any():
+            near_hint = grow_mask(hint > 0, self.config.hint_clip)
+            refined = {label: mask & near_hint for label, mask in refined.items()}
+        return refined
+
+    def _snapped(self, grids: dict[str, np.ndarray], hint: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The grids the refiner is prompted with: the answer's, with ``hint_snap`` the hint's cells
+        next to them (``text4seg.core.masks.snap_cells``) when the hint shows a word."""
+        if not self.config.hint_snap or hint is None or not hint.any():
+            return grids
+        any_grid = next(iter(grids.values()))
+        hint_cells = grid_from_mask(
+            hint > 0,
+            grid_size=any_grid.shape,
+            rule=self.config.grid_rule,
+            threshold=self.config.grid_threshold,
+        ).astype(bool)
+        return {label: snap_cells(g, hint_cells, self.config.hint_snap) for label, g in grids.items()}
 
     def _answer_labels(self, query: Query) -> list[str]:
         extra = [f"{label} {i}" for label in query.labels for i in range(1, self.config.instance_labels + 1)]

@@ -76,6 +76,10 @@ class InferenceSettings(Config):
     """With ``reading: hint``: the refined mask of a query whose hint shows a read word is kept within
     that many pixels of the hint (the read words' outlines); None: not clipped. The answer of a hinted
     query often strays a cell row off its words, and the refiner follows it onto their neighbours."""
+    hint_snap: int = 0
+    """With ``reading: hint``: a query whose hint shows a read word has the refiner prompted with its
+    answer's cells plus the hint's cells (gridded by ``grid_rule``) at most this many cell rows above or
+    below an answer cell in the same column (0: the answer's cells only). The answer itself is kept."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
@@ -101,6 +105,8 @@ class InferenceSettings(Config):
             raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
         if self.hint_clip is not None and self.hint_clip < 0:
             raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels, or null for no clipping")
+        if self.hint_snap < 0:
+            raise ValueError(f"hint_snap {self.hint_snap} must be >= 0 cell rows")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens {self.max_new_tokens} must be >= 1")
 

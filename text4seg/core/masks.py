@@ -150,6 +150,28 @@ def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
     return ndimage.distance_transform_edt(~mask) <= pixels
 
 
+def snap_cells(cells: np.ndarray, hint_cells: np.ndarray, rows: int) -> np.ndarray:
+    """gh×gw bool: ``cells`` plus every group of ``hint_cells`` (8-connected) that has a cell at most
+    ``rows`` cell rows above or below one of ``cells`` in the same column: an answer a row off its
+    hinted word gains the whole word. 0 keeps ``cells``."""
+    cells, hint_cells = np.asarray(cells, dtype=bool), np.asarray(hint_cells, dtype=bool)
+    if cells.shape != hint_cells.shape:
+        raise ValueError(f"cells {cells.shape} and hint cells {hint_cells.shape} differ in shape")
+    if rows < 0:
+        raise ValueError(f"rows must be >= 0, got {rows}")
+    if rows == 0:
+        return cells.copy()
+    from scipy import ndimage  # lazy: the codec and parser do not need scipy
+
+    near = cells.copy()
+    for shift in range(1, rows + 1):
+        near[shift:] |= cells[:-shift]
+        near[:-shift] |= cells[shift:]
+    groups, _ = ndimage.label(hint_cells, structure=np.ones((3, 3), bool))
+    touched = np.unique(groups[near & hint_cells])
+    return cells | np.isin(groups, touched[touched > 0])
+
+
 def mask_prompt_logits(mask: np.ndarray, *, eps: float = 1e-3) -> np.ndarray:
     """Binary (or [0, 1] soft) mask → float32 logits for SAM's mask prompt.
 
