@@ -8,8 +8,8 @@ P pixels of the hint, for queries whose hint shows a word (an empty hint, or non
 For every expression of a REFER/gRefCOCO-layout set, the pipeline runs once with clipping off; each
 ``--pixels`` value is then applied to that same refined mask, exactly as the pipeline does
 (``text4seg.core.masks.grow_mask``). Figures per setting, overall and per expression kind: cIoU
-(Σ I / Σ U), gIoU (mean IoU; an empty target scores 1 when the mask is empty) and Acc@0.5, as
-``text4seg eval`` computes them.
+(Σ I / Σ U), gIoU (mean IoU; an empty target scores 1 when the mask is empty) and Acc@0.5 (the box
+around the mask against the target's at IoU > 0.5), by the meters ``text4seg eval`` uses.
 
 ``--snaps S``: the same answers refined again with ``hint_snap: S`` (the refiner prompted with the
 answer's cells plus the hinted words' cells up to S rows above or below them;
@@ -39,30 +39,29 @@ from text4seg.app.evaluation.scoring import gt_grid, record_kinds
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.core.codec import BACKGROUND
 from text4seg.core.masks import grow_mask
+from text4seg.core.metrics import RecMeter, ReferringMeter
 
 SHIFTS = range(-3, 4)
 
 
 class Scores:
-    """cIoU / gIoU / Acc@0.5 accumulated over samples."""
+    """cIoU / gIoU and Acc@0.5 accumulated over samples by the meters ``text4seg eval`` uses
+    (``ReferringMeter``; ``RecMeter``: the boxes around the masks at IoU > 0.5)."""
 
     def __init__(self) -> None:
-        self.inter = self.union = self.n = self.hits = 0
-        self.sum_iou = 0.0
+        self.referring, self.rec = ReferringMeter(), RecMeter()
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        inter, union = int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred | gt))
-        iou = inter / union if union else 1.0
-        self.inter, self.union, self.n = self.inter + inter, self.union + union, self.n + 1
-        self.sum_iou += iou
-        self.hits += iou >= 0.5
+        self.referring.update(pred, gt)
+        self.rec.update(pred, gt)
 
     def figures(self) -> dict[str, float | int]:
+        referring = self.referring.result()
         return {
-            "cIoU": round(self.inter / self.union if self.union else 1.0, 4),
-            "gIoU": round(self.sum_iou / self.n if self.n else 0.0, 4),
-            "acc50": round(self.hits / self.n if self.n else 0.0, 4),
-            "n": self.n,
+            "cIoU": round(referring["cIoU"], 4),
+            "gIoU": round(referring["gIoU"], 4),
+            "acc50": round(self.rec.result()["Acc@0.5"], 4),
+            "n": referring["n"],
         }
 
 
