@@ -15,6 +15,9 @@ around the mask against the target's at IoU > 0.5), by the meters ``text4seg eva
 answer's cells plus the hinted words' cells up to S rows above or below them;
 ``Text4SegPipeline.refine_answer``), each also clipped by every ``--pixels`` value.
 
+It times the refiner on the hinted expressions side by side: the pipeline's own refinement with
+neither setting against each ``refine_answer`` under a snap setting.
+
 It also reports where the answers sit: for each present target, the row shift of the answer's grid
 (−3 … +3 cells; + = down) that best matches the target's grid (ties go to the smaller shift), counted
 separately for hinted and unhinted expressions.
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         settings += [f"snap_{s}", *(f"snap_{s}+clip_{p}" for p in pixels)]
     scores: dict[str, dict[str, Scores]] = {s: defaultdict(Scores) for s in settings}
     shifts = {"hinted": Counter(), "unhinted": Counter()}
+    refine_seconds = Counter()  # hinted expressions: refiner time, unsnapped and per snap setting
     n = hinted = 0
     start = time.perf_counter()
     samples = iter_samples("grefcoco", root=args.root, split=args.split, task="referring")
@@ -129,13 +133,17 @@ def main(argv: list[str] | None = None) -> dict:
         gt, refined = sample.mask, result.mask(refined=True)
         shows_word = result.hint is not None and bool(result.hint.any())
         hinted += shows_word
+        if shows_word:
+            refine_seconds["snap_0"] += result.timings["refine"]
         kinds = ("all", *record_kinds("referring", sample.query, int(gt.sum()), sample.n_targets))
         masks = {"unclipped": refined}
         for p in pixels:
             masks[f"clip_{p}"] = refined & grow_mask(result.hint > 0, p) if shows_word else refined
         for s, config in snapped.items():  # the same answer, its refiner prompt snapped to the hint
             pipe.config = config
+            t0 = time.perf_counter()
             again = pipe.refine_answer(sample.image, result) if shows_word else {}
+            refine_seconds[f"snap_{s}"] += time.perf_counter() - t0
             pipe.config = plain
             mask = np.logical_or.reduce([*again.values(), np.zeros_like(gt)]) if shows_word else refined
             masks[f"snap_{s}"] = mask
@@ -160,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
         **{s: {kind: meter.figures() for kind, meter in scores[s].items()} for s in settings},
         "answer_row_shift": {k: {str(s): c[s] for s in SHIFTS} for k, c in shifts.items()},
+        "refine_seconds_per_hinted": {k: round(v / max(hinted, 1), 3) for k, v in refine_seconds.items()},
     }
     print(f"{n} expressions, {hinted} with a hint that shows a word")
     kinds = sorted(scores["unclipped"], key=lambda k: (k != "all", k))
@@ -171,6 +180,10 @@ def main(argv: list[str] | None = None) -> dict:
             cells.append(f"{f['cIoU']:.3f}/{f['gIoU']:.3f}/{f['acc50']:.3f}")
         print(f"{setting:>16} " + " ".join(f"{c:>22}" for c in cells))
     print("(cIoU/gIoU/Acc@0.5 per kind)")
+    base = refine_seconds["snap_0"]
+    for key, seconds in refine_seconds.items():
+        ratio = f" ({seconds / base:.2f}x unsnapped)" if base else ""
+        print(f"refiner seconds per hinted expression, {key}: {seconds / max(hinted, 1):.3f}{ratio}")
     for group, counts in shifts.items():
         print(
             f"answer row shift that best fits the target, {group}: "

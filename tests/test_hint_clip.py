@@ -61,5 +61,7 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
         assert figures[setting]["all"]["n"] == 3 and 0.0 <= figures[setting]["all"]["cIoU"] <= 1.0
     if figures["hinted"] == 0:  # nothing to clip: every setting scores the same masks
         assert figures["clip_0"]["all"] == figures["unclipped"]["all"] == figures["snap_1+clip_4"]["all"]
+    if figures["hinted"]:
+        assert set(figures["refine_seconds_per_hinted"]) == {"snap_0", "snap_1"}
     shifted = sum(sum(c.values()) for c in figures["answer_row_shift"].values())
     assert shifted <= 3
