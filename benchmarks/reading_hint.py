@@ -13,11 +13,12 @@ to the model and not counted), per reader setting:
 
 Reader settings are ``--min-sides``: the reader's ``ReaderConfig.min_side`` (``none``: every image
 scaled to the detector's 960 px, as before session 16), with ``+full`` also its ``full_view`` (the image
-read at 960 px too, the two views' words merged), and with ``/B`` the detector's box threshold B
+read at 960 px too, the two views' words merged), with ``+native`` its ``native_view`` (read at its own
+size too), and with ``/B`` the detector's box threshold B
 (``ReaderConfig.box_threshold``). Counts are per expression kind (content first, then
 colour, position, size; ``no-target`` for an empty target).
 
-Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full,512+full/0.45] [--limit N]``, DIR from
+Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full,512+full+native,512+full/0.45] [--limit N]``, DIR from
 ``python -m data_builders.synthetic.refer_export``. Last line: one JSON object with the figures.
 """
 
@@ -60,13 +61,19 @@ def hint_hits(hint: np.ndarray, target: np.ndarray) -> bool:
 
 
 def reader_setting(text: str) -> dict:
-    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512" or "512+full", each optionally
-    followed by "/B", the detector's ``box_threshold`` B ("512+full/0.45")."""
+    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512", "512+full" or "512+full+native",
+    each optionally followed by "/B", the detector's ``box_threshold`` B ("512+full/0.45")."""
     setting, _, box = text.lower().partition("/")
-    side, _, extra = setting.partition("+")
-    if extra not in ("", "full"):
-        raise ValueError(f"reader setting {text!r}: expected none, N or N+full, then optionally /B")
-    fields = {"min_side": None if side == "none" else int(side), "full_view": extra == "full"}
+    side, *extras = setting.split("+")
+    if not set(extras) <= {"full", "native"} or len(set(extras)) < len(extras):
+        raise ValueError(
+            f"reader setting {text!r}: expected none or N, then +full and/or +native, then optionally /B"
+        )
+    fields = {
+        "min_side": None if side == "none" else int(side),
+        "full_view": "full" in extras,
+        "native_view": "native" in extras,
+    }
     return fields | ({"box_threshold": float(box)} if box else {})
 
 
@@ -77,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--model", help="MLLM folder (default: the embedded default model)")
     parser.add_argument(
-        "--min-sides", default="none,512", help="reader settings: none, N or N+full, comma-separated"
+        "--min-sides",
+        default="none,512",
+        help="reader settings: none or N, +full, +native, /B; comma-separated",
     )
     parser.add_argument("--limit", type=int, help="only the first N expressions")
     args = parser.parse_args(argv)

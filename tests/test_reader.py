@@ -13,7 +13,8 @@ from text4seg.backbone import registry
 from text4seg.backbone.reader import ReaderConfig, ReadWord, WordReader, reading_order
 from text4seg.backbone.recognition import ctc_greedy, load_characters, word_spans
 
-TOY = Path(__file__).resolve().parent / "fixtures" / "real_photos" / "icdar2015_toy"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TOY = FIXTURES / "real_photos" / "icdar2015_toy"
 
 
 def _needs_weights() -> None:
@@ -208,9 +209,34 @@ def test_merge_views_keeps_the_more_confident_reading_of_a_word_and_adds_the_res
 
 
 def test_the_full_view_is_added_only_where_it_differs():
-    reader = WordReader(config=ReaderConfig(min_side=512, full_view=True))
+    reader = WordReader(config=ReaderConfig(min_side=512, full_view=True, native_view=False))
     small, large = np.zeros((256, 192, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)
     assert [v.input_size(256, 192) for v in reader.views(small)] == [(512, 384), (960, 704)]
     assert len(reader.views(large)) == 1  # shrunk to 960 either way: read once
-    assert len(WordReader(config=ReaderConfig(min_side=512, full_view=False)).views(small)) == 1
+    alone = ReaderConfig(min_side=512, full_view=False, native_view=False)
+    assert len(WordReader(config=alone).views(small)) == 1
     assert len(WordReader(config=ReaderConfig(min_side=None)).views(small)) == 1
+
+
+def test_the_native_view_is_added_only_where_it_differs():
+    reader = WordReader(config=ReaderConfig(min_side=512))  # full and native views: the defaults
+    small, mid = np.zeros((256, 192, 3), np.uint8), np.zeros((600, 400, 3), np.uint8)
+    assert [v.input_size(256, 192) for v in reader.views(small)] == [(512, 384), (960, 704), (256, 192)]
+    native_is_min_side = [(608, 384), (960, 640)]
+    assert [v.input_size(600, 400) for v in reader.views(mid)] == native_is_min_side
+    assert len(reader.views(np.zeros((720, 1280, 3), np.uint8))) == 1
+    only_native = WordReader(config=ReaderConfig(min_side=512, full_view=False, native_view=True))
+    assert [v.input_size(256, 192) for v in only_native.views(small)] == [(512, 384), (256, 192)]
+
+
+def test_the_native_view_reads_large_letters_the_grown_views_miss():
+    # A 256 px scene of the referring selection split (corpus_select.yaml, seed 200): "STOP" and "shop"
+    # on a tilted pink sign, ~60 px tall. Grown to 512 and 960 px the detector finds no box the
+    # recognizer reads; at the image's own size it reads both.
+    _needs_weights()
+    image = np.asarray(Image.open(FIXTURES / "reader" / "stop_sign_256.png").convert("RGB"))
+    grown = ReaderConfig(threads=1, min_side=512, full_view=True, native_view=False)
+    grown = WordReader(config=grown).read(image)
+    assert not {"STOP", "shop"} & {w.text for w in grown}
+    native = WordReader(config=ReaderConfig(threads=1, min_side=512, full_view=True, native_view=True))
+    assert {"STOP", "shop"} <= {w.text for w in native.read(image)}

@@ -69,13 +69,17 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
 
 
 def test_reader_settings_parse_and_refuse_unknown_suffixes():
-    assert reading_hint.reader_setting("none") == {"min_side": None, "full_view": False}
-    assert reading_hint.reader_setting("512") == {"min_side": 512, "full_view": False}
-    assert reading_hint.reader_setting("512+full") == {"min_side": 512, "full_view": True}
-    assert reading_hint.reader_setting("512+full/0.45") == {
+    views = {"full_view": False, "native_view": False}
+    assert reading_hint.reader_setting("none") == {"min_side": None, **views}
+    assert reading_hint.reader_setting("512") == {"min_side": 512, **views}
+    assert reading_hint.reader_setting("512+full") == {"min_side": 512, **views, "full_view": True}
+    assert reading_hint.reader_setting("512+native+full/0.45") == {
         "min_side": 512,
         "full_view": True,
+        "native_view": True,
         "box_threshold": 0.45,
     }
-    with pytest.raises(ValueError, match="N\\+full"):
+    with pytest.raises(ValueError, match="\\+full and/or \\+native"):
         reading_hint.reader_setting("512+half")
+    with pytest.raises(ValueError, match="\\+full and/or \\+native"):
+        reading_hint.reader_setting("512+full+full")
