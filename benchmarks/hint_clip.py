@@ -18,6 +18,11 @@ answer's cells plus the hinted words' cells up to S rows above or below them;
 It times the refiner on the hinted expressions side by side: the pipeline's own refinement with
 neither setting against each ``refine_answer`` under a snap setting.
 
+Present targets are also scored in three groups by what the reader gave the query
+(``text4seg.app.evaluation.scoring.hint_hits``, the rule of ``benchmarks/reading_hint.py``):
+``hint-on`` (a hint that lands on the target), ``hint-off`` (a hint that shows words, not on it) and
+``no-hint`` (no hint, or one that shows no word): how much the reader's misses cost against its hits.
+
 It also reports where the answers sit: for each present target, the row shift of the answer's grid
 (−3 … +3 cells; + = down) that best matches the target's grid (ties go to the smaller shift), counted
 separately for hinted and unhinted expressions.
@@ -38,7 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from text4seg.app.evaluation.samples import iter_samples
-from text4seg.app.evaluation.scoring import gt_grid, record_kinds
+from text4seg.app.evaluation.scoring import gt_grid, hint_hits, record_kinds
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.core.codec import BACKGROUND
 from text4seg.core.masks import grow_mask
@@ -84,6 +89,17 @@ def best_row_shift(answer: np.ndarray, truth: np.ndarray) -> int | None:
         if iou > best_iou:
             best, best_iou = shift, iou
     return best
+
+
+HINT_GROUPS = ("hint-on", "hint-off", "no-hint")
+
+
+def hint_group(hint: np.ndarray | None, target: np.ndarray) -> str:
+    """``HINT_GROUPS`` entry of a present ``target``'s expression: its hint lands on it, shows other
+    words, or shows none (or the query got no hint)."""
+    if hint is None or not hint.any():
+        return "no-hint"
+    return "hint-on" if hint_hits(hint, target) else "hint-off"
 
 
 def pixel_settings(text: str) -> list[int]:
@@ -136,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         if shows_word:
             refine_seconds["snap_0"] += result.timings["refine"]
         kinds = ("all", *record_kinds("referring", sample.query, int(gt.sum()), sample.n_targets))
+        if gt.any():
+            kinds += (hint_group(result.hint, gt),)
         masks = {"unclipped": refined}
         for p in pixels:
             masks[f"clip_{p}"] = refined & grow_mask(result.hint > 0, p) if shows_word else refined

@@ -30,16 +30,14 @@ import json
 import time
 
 import numpy as np
-from scipy import ndimage
 from tqdm.auto import tqdm
 
 from data_builders.readers import build_reader
+from text4seg.app.evaluation.scoring import hint_hits
 from text4seg.app.pipeline import Text4SegPipeline
 from text4seg.core.expressions import expression_kinds
 
 _KINDS = ("content", "colour", "position", "size")
-GROW = 4
-"""Pixels the target is grown by before asking how much of the hint lies off it."""
 
 
 def kind_of(text: str, target: np.ndarray) -> str:
@@ -48,16 +46,6 @@ def kind_of(text: str, target: np.ndarray) -> str:
         return "no-target"
     kinds = expression_kinds(text)
     return next((k for k in _KINDS if k in kinds), "other")
-
-
-def hint_hits(hint: np.ndarray, target: np.ndarray) -> bool:
-    """Whether a hint (H×W, nonzero = hinted) lands on the target (module docstring)."""
-    hinted = np.asarray(hint) > 0
-    if not target.any():
-        return not hinted.any()
-    covered = (hinted & target).sum() / target.sum()
-    off = (hinted & ~ndimage.binary_dilation(target, iterations=GROW)).sum() / max(1, hinted.sum())
-    return bool(covered >= 0.5 and off <= 0.5)
 
 
 def reader_setting(text: str) -> dict:

@@ -65,3 +65,18 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
         assert set(figures["refine_seconds_per_hinted"]) == {"snap_0", "snap_1"}
     shifted = sum(sum(c.values()) for c in figures["answer_row_shift"].values())
     assert shifted <= 3
+    groups = [figures["unclipped"].get(g, {}).get("n", 0) for g in hint_clip.HINT_GROUPS]
+    present = 3 - figures["unclipped"].get("no-target", {}).get("n", 0)
+    assert sum(groups) == present  # every present target in exactly one group
+
+
+def test_hint_groups_split_present_targets_by_where_the_hint_lands():
+    target = np.zeros((40, 60), bool)
+    target[10:20, 10:30] = True
+    on, off = np.zeros((40, 60), np.uint8), np.zeros((40, 60), np.uint8)
+    on[8:22, 8:32] = 255
+    off[30:38, 40:58] = 255
+    assert hint_clip.hint_group(on, target) == "hint-on"
+    assert hint_clip.hint_group(off, target) == "hint-off"
+    assert hint_clip.hint_group(np.zeros_like(on), target) == "no-hint"
+    assert hint_clip.hint_group(None, target) == "no-hint"

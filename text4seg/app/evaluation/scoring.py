@@ -26,6 +26,8 @@ from text4seg.core.photo_metrics import PhotoScore, PhotoSummary, score_photo, s
 # Meter kinds kept per mask source; the report rebuilds them by these names.
 METERS = {"scene": SceneTextMeter, "referring": ReferringMeter, "rec": RecMeter}
 MASK_SOURCES = ("coarse", "refined", "oracle")
+HINT_GROW = 4
+"""Pixels a target is grown by before asking how much of a reading hint lies off it (``hint_hits``)."""
 
 
 def _meter_states(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None) -> tuple[dict, float]:
@@ -76,6 +78,22 @@ def score_sample(
         score = score_photo(refined, sample.photo.polygons, sample.photo.dont_care, grid=pred_grid)
         record["photo"] = asdict(score)
     return record
+
+
+def hint_hits(hint: np.ndarray, target: np.ndarray) -> bool:
+    """Whether a reading hint (H×W, nonzero = hinted) lands on its target: a present target is hit when
+    the hint covers at least half of its pixels and at most half of the hint lies off the target grown
+    by ``HINT_GROW`` px (a hint is a word's outline, the target its strokes); an absent one when the
+    hint is empty."""
+    from scipy import ndimage
+
+    hinted = np.asarray(hint) > 0
+    target = np.asarray(target, bool)
+    if not target.any():
+        return not hinted.any()
+    covered = (hinted & target).sum() / target.sum()
+    off = (hinted & ~ndimage.binary_dilation(target, iterations=HINT_GROW)).sum() / max(1, hinted.sum())
+    return bool(covered >= 0.5 and off <= 0.5)
 
 
 def record_kinds(task: str, query: str, gt_pixels: int, n_targets: int | None = None) -> tuple[str, ...]:
