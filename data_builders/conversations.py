@@ -197,7 +197,8 @@ def describe_instances(instances: Sequence[dict]) -> str:
     count = len(instances)
     parts = [f"There {'is one word' if count == 1 else f'are {count} words'} in this image."]
     for inst in instances:
-        details = [f"{inst['size']} {inst['colour']} text in a {inst['font']} font", _where(inst["position"])]
+        looks = " ".join(a for a in (inst["size"], inst["colour"]) if a)  # colour "": no name (low contrast)
+        details = [f"{looks} text in a {inst['font']} font", _where(inst["position"])]
         if inst["plate"]:
             details.append(f"on a {inst['plate']} sign")
         if inst["curved"]:

@@ -215,3 +215,30 @@ def test_cli_takes_an_assets_dir(tmp_path, capsys):
     ]
     main([*argv, "--assets-dir", str(tmp_path / "assets")])
     assert "wrote 2 arrow samples" in capsys.readouterr().out
+
+
+def test_low_contrast_words_are_named_by_how_they_look_or_not_at_all():
+    """A low-contrast word is its surface's colour shifted lighter or darker: its name is the one its
+    strokes have in the finished image when both namings agree (``colours.seen_name``), else ""."""
+    from data_builders.synthetic.colours import seen_name
+
+    cfg = replace(ALL_ON, p_low_contrast=1.0, p_plate=0.0, text_layouts=("scatter",))
+    names = []
+    for index in range(8):
+        scene = compose_scene(cfg, scene_rng(14, index))
+        for inst, mask in zip(scene.instances, scene.instance_masks, strict=True):
+            assert inst.low_contrast and inst.colour == seen_name(scene.image[mask])
+            names.append(inst.colour)
+    assert "" in names and set(names) - {""}, names  # some in doubt, some named
+
+
+def test_seen_name_needs_both_namings_to_agree():
+    from data_builders.synthetic.colours import PALETTE, seen_name
+
+    rng = np.random.default_rng(0)
+    red = np.clip(np.array(PALETTE["red"]) + rng.integers(-10, 10, (50, 3)), 0, 255)
+    assert seen_name(red) == "red"
+    blue = np.tile(PALETTE["blue"], (50, 1))
+    assert seen_name(np.concatenate([red, blue])) == ""  # no majority of one name
+    assert seen_name(np.tile((76, 79, 104), (20, 1))) == ""  # slate: blue by hue, grey by the palette
+    assert seen_name(np.zeros((0, 3))) == ""

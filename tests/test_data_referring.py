@@ -69,3 +69,14 @@ def test_sampling_is_seeded_and_handles_empty_scenes():
     assert a == b and 1 <= len(a) <= 4
     empty = sample_expressions([], np.random.default_rng(0))
     assert empty and all(e.targets == () for e in empty)
+
+
+def test_a_word_without_a_colour_name_silences_colour_expressions():
+    """A low-contrast word in doubt (colour "") could be taken for any colour asked: its scene gets no
+    colour, several-colour or absent-colour expression; the other kinds stay."""
+    scene = [*SCENE, inst("SALE", "", "bottom left", 400)]
+    kinds = {e.kind for e in candidate_expressions(scene)}
+    assert not kinds & {"colour", "colour_multi"} and {"content", "position", "all"} <= kinds
+    rng = np.random.default_rng(0)
+    assert all(e.kind != "none_colour" for e in no_target_expressions(scene, rng))
+    assert any(e.kind == "colour" for e in candidate_expressions(SCENE))  # the same scene without it

@@ -1,4 +1,10 @@
-"""Named colours: text is drawn in one of these so attributes and referring expressions can name it."""
+"""Named colours: text is drawn in one of these so attributes and referring expressions can name it.
+
+A word drawn in a palette colour keeps that name through lighting, blur and compression (a red sign in
+shadow is still "the red sign"). A low-contrast word is not drawn in a palette colour but in its
+surface's colour shifted lighter or darker; ``seen_name`` names it only when its stroke pixels leave
+no doubt, else it has no colour name ("") and no colour expression is said about its scene.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +40,26 @@ def contrasting_name(rng: np.random.Generator, against: np.ndarray, min_distance
     if far.size == 0:
         return NAMES[int(np.argmax(distances))]
     return NAMES[int(far[rng.integers(far.size)])]
+
+
+SEEN_SHARE = 0.5
+"""Least share of a word's stroke pixels that must have one colour name for ``seen_name`` to use it."""
+
+
+def seen_name(pixels: np.ndarray) -> str:
+    """The colour name of N×3 uint8 stroke pixels as they appear in the image, or "" when in doubt.
+
+    Two namings must agree: most pixels (at least ``SEEN_SHARE``) named alike by hue, saturation and
+    value (``text4seg.core.colours.pixel_names``), and the palette colour nearest their median.
+    """
+    from text4seg.core.colours import NAMES as PIXEL_NAMES
+    from text4seg.core.colours import pixel_names
+
+    pixels = np.asarray(pixels, np.uint8).reshape(-1, 3)
+    if len(pixels) == 0:
+        return ""
+    counts = np.bincount(pixel_names(pixels[:, None]).ravel(), minlength=len(PIXEL_NAMES))
+    by_pixels = PIXEL_NAMES[int(counts.argmax())]
+    if counts.max() < SEEN_SHARE * len(pixels) or by_pixels != nearest_name(np.median(pixels, axis=0)):
+        return ""
+    return by_pixels

@@ -23,6 +23,7 @@ from data_builders.synthetic.instances import (
     SIZE_RANGES,
     Instance,
     SyntheticScene,
+    name_unnamed,
     place,
     position_name,
     size_class,
@@ -198,9 +199,9 @@ def _paint_block(
         rgb = np.array(colours.PALETTE[colours.contrasting_name(rng, np.array(colours.PALETTE[text_name]))])
         effects.paint(canvas, region, rgb)
         effect |= region
-    if low_contrast:
+    if low_contrast:  # named later by how it looks, if it has a name at all (instances.name_unnamed)
         rgb = np.clip(local + rng.uniform(25, 45) * (1 if local.mean() < 128 else -1), 0, 255)
-        text_name = colours.nearest_name(rgb)
+        text_name = ""
     else:
         rgb = np.clip(np.array(colours.PALETTE[text_name], np.float32) + rng.uniform(-12, 12, 3), 0, 255)
     fill = np.broadcast_to(rgb.astype(np.float32), canvas.shape).copy()
@@ -298,8 +299,10 @@ def compose_extended(cfg: SyntheticConfig, rng: np.random.Generator) -> Syntheti
     clean_u8[~union] = effects_bg[~union]  # specks of < 4 visible pixels left by an occluder
     image, post = effects.post_process(clean_u8, rng, p_blur=cfg.p_blur, p_noise=cfg.p_noise, p_jpeg=cfg.p_jpeg,
                                        p_lighting=cfg.p_lighting, p_low_res=cfg.p_low_res)  # fmt: skip
+    instance_masks = tuple(instance_masks)
     return SyntheticScene(
         image=image, clean=clean_u8, background=effects_bg, mask=union, effect_mask=effect_mask & ~union,
-        instance_masks=tuple(instance_masks), instances=tuple(instances), background_kind=kind,
+        instance_masks=instance_masks, instances=name_unnamed(tuple(instances), instance_masks, image),
+        background_kind=kind,
         post_effects=tuple(applied + post),
     )  # fmt: skip

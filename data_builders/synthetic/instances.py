@@ -5,9 +5,11 @@ Shared by the legacy composer (scene.py) and the extended one (corpus_scene.py).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from data_builders.synthetic.colours import seen_name
 
 # Font size as a fraction of the image side: (class name, low, high).
 SIZE_CLASSES = (("tiny", 0.035, 0.05), ("small", 0.05, 0.09), ("medium", 0.09, 0.16))
@@ -27,7 +29,8 @@ class Instance:
     box: tuple[int, int, int, int]
     """[x0, y0, x1, y1] of the stroke pixels, x1/y1 exclusive."""
     colour: str
-    """Palette name of the fill colour (data_builders.synthetic.colours)."""
+    """Palette name of the fill colour (data_builders.synthetic.colours); a low-contrast word's is the
+    name its strokes have in the finished image, or "" when they have none (``colours.seen_name``)."""
     size: str
     """Size class: tiny, small, medium, large, huge (font size relative to the image side)."""
     position: str
@@ -81,6 +84,17 @@ class SyntheticScene:
     instances: tuple[Instance, ...]
     background_kind: str
     post_effects: tuple[str, ...]
+
+
+def name_unnamed(
+    instances: tuple[Instance, ...], masks: tuple[np.ndarray, ...], image: np.ndarray
+) -> tuple[Instance, ...]:
+    """``instances`` with each one drawn without a colour name (colour "": low contrast) named by how
+    its strokes look in the finished ``image`` (``colours.seen_name``; still "" when in doubt)."""
+    return tuple(
+        inst if inst.colour else replace(inst, colour=seen_name(image[mask]))
+        for inst, mask in zip(instances, masks, strict=True)
+    )
 
 
 def position_name(cx: float, cy: float, size: int) -> str:

@@ -2,7 +2,9 @@
 
 Every expression is checked against the whole scene before it is emitted: "the red word" is only
 said when exactly one instance is red; with two red words it becomes "the red words" (several
-targets); a colour that no instance has gives a no-target expression (gRefCOCO's generalized cases).
+targets); a colour that no instance has gives a no-target expression (gRefCOCO's generalized cases). A scene
+with a word that has no colour name (a low-contrast word in doubt, ``colours.seen_name``) gets no colour
+expression at all: that word could be taken for the colour asked.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def candidate_expressions(instances: Sequence[Instance]) -> list[ReferringExpres
     for idx in _by(instances, lambda x: x.text.lower()).values():
         if len(idx) == 1:
             out.append(_canonical("content", tuple(idx), instances[idx[0]].text))
-    for colour, idx in _by(instances, lambda x: x.colour).items():
+    by_colour = _by(instances, lambda x: x.colour) if all(x.colour for x in instances) else {}
+    for colour, idx in by_colour.items():
         if len(idx) == 1:
             out.append(_canonical("colour", tuple(idx), colour))
         else:
@@ -106,7 +109,7 @@ def no_target_expressions(
 ) -> list[ReferringExpression]:
     """Expressions that match nothing: an absent colour, a word that is not in the image."""
     present = {x.colour for x in instances}
-    absent = [c for c in COLOUR_NAMES if c not in present]
+    absent = [c for c in COLOUR_NAMES if c not in present] if "" not in present else []
     out = []
     if absent:
         colour = absent[rng.integers(len(absent))]

@@ -15,6 +15,7 @@ from data_builders.synthetic.instances import (
     SIZE_CLASSES,
     Instance,
     SyntheticScene,
+    name_unnamed,
     place,
     position_name,
     size_class,
@@ -139,8 +140,7 @@ def _fill_colour(rng, item: _Planned, text_name: str, local: np.ndarray) -> tupl
     if item.low_contrast:
         # Shift the local background by a small luminance step: visible, but only just.
         step = rng.uniform(25, 45) * (1 if local.mean() < 128 else -1)
-        rgb = np.clip(local + step, 0, 255)
-        return rgb, colours.nearest_name(rgb)
+        return np.clip(local + step, 0, 255), ""  # named by how it looks (instances.name_unnamed)
     jitter = rng.uniform(-12, 12, size=3)
     return np.clip(np.array(colours.PALETTE[text_name], np.float32) + jitter, 0, 255), text_name
 
@@ -194,7 +194,8 @@ def compose_scene(cfg: SyntheticConfig, rng: np.random.Generator) -> SyntheticSc
     )
     return SyntheticScene(
         image=image, clean=clean, background=effects_bg, mask=union, effect_mask=effect_mask & ~union,
-        instance_masks=tuple(m for m, _ in fills), instances=tuple(instances), background_kind=kind,
+        instance_masks=tuple(m for m, _ in fills), background_kind=kind,
+        instances=name_unnamed(tuple(instances), tuple(m for m, _ in fills), image),
         post_effects=tuple(applied),
     )  # fmt: skip
 
