@@ -16,7 +16,7 @@ Figures, over the cared-for words (not ``###``):
 - ``stray_reads``: read words overlapping no truth quad (cared-for or not);
 - ``ms_per_photo``: mean wall time of ``read`` per photo, sessions already created (``load_ms``).
 
-Run: ``.venv/bin/python benchmarks/reader.py [--threads 1]``. Last line: one JSON object of the figures.
+Run: ``.venv/bin/python benchmarks/reader.py [--threads 1] [--orientation ppocrv5]``. Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -80,12 +80,18 @@ def score_photo(photo, words: list[ReadWord], shape: tuple[int, int]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--orientation",
+        default="none",
+        help="direction classifier (ReaderConfig.orientation, e.g. ppocrv5); none: off",
+    )
     args = parser.parse_args(argv)
     source = Icdar15Reader(root=TOY)
     photos = list(source.photos("test"))
     if source.report.problems or not photos:
         raise SystemExit(f"{TOY}: {source.report.summary()}")
-    reader = WordReader(config=ReaderConfig(threads=args.threads))
+    orientation = None if args.orientation == "none" else args.orientation
+    reader = WordReader(config=ReaderConfig(threads=args.threads, orientation=orientation))
     images = [np.asarray(Image.open(p.image_path).convert("RGB")) for p in photos]
     start = time.perf_counter()
     reader.read(images[0])  # creates the sessions; not timed below

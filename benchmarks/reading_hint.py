@@ -14,11 +14,12 @@ to the model and not counted), per reader setting:
 Reader settings are ``--min-sides``: the reader's ``ReaderConfig.min_side`` (``none``: every image
 scaled to the detector's 960 px, as before session 16), with ``+full`` also its ``full_view`` (the image
 read at 960 px too, the two views' words merged), with ``+native`` its ``native_view`` (read at its own
-size too), and with ``/B`` the detector's box threshold B
+size too), with ``+upright`` its ``orientation`` classifier (crops found upside down turned before
+reading; off otherwise), and with ``/B`` the detector's box threshold B
 (``ReaderConfig.box_threshold``). Counts are per expression kind (content first, then
 colour, position, size; ``no-target`` for an empty target).
 
-Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full,512+full+native,512+full/0.45] [--limit N]``, DIR from
+Run: ``python benchmarks/reading_hint.py --root DIR [--min-sides none,512,512+full,512+full+native,512+full+native+upright,512+full/0.45] [--limit N]``, DIR from
 ``python -m data_builders.synthetic.refer_export``. Last line: one JSON object with the figures.
 """
 
@@ -49,18 +50,19 @@ def kind_of(text: str, target: np.ndarray) -> str:
 
 
 def reader_setting(text: str) -> dict:
-    """``--min-sides`` entry → ``ReaderConfig`` fields: "none", "512", "512+full" or "512+full+native",
-    each optionally followed by "/B", the detector's ``box_threshold`` B ("512+full/0.45")."""
+    """``--min-sides`` entry → ``ReaderConfig`` fields: "none" or N, then "+full", "+native" and / or
+    "+upright", then optionally "/B", the detector's ``box_threshold`` B ("512+full/0.45")."""
     setting, _, box = text.lower().partition("/")
     side, *extras = setting.split("+")
-    if not set(extras) <= {"full", "native"} or len(set(extras)) < len(extras):
+    if not set(extras) <= {"full", "native", "upright"} or len(set(extras)) < len(extras):
         raise ValueError(
-            f"reader setting {text!r}: expected none or N, then +full and/or +native, then optionally /B"
+            f"reader setting {text!r}: expected none or N, then +full, +native and/or +upright, then optionally /B"
         )
     fields = {
         "min_side": None if side == "none" else int(side),
         "full_view": "full" in extras,
         "native_view": "native" in extras,
+        "orientation": "ppocrv5" if "upright" in extras else None,
     }
     return fields | ({"box_threshold": float(box)} if box else {})
 

@@ -100,7 +100,7 @@ def test_boxes_read_as_nothing_are_kept_only_when_asked(monkeypatch):
 
 
 def test_reads_text_turned_clockwise(reader):
-    # Tall crops are turned upright as PaddleOCR does (text read top to bottom); there is no 180° check.
+    # Tall crops are turned a quarter as PaddleOCR does (text read top to bottom).
     image, _ = _open_sign()
     words = reader.read(np.ascontiguousarray(np.rot90(image, -1)))
     assert [w.text for w in words] == ["OPEN"]
@@ -240,3 +240,23 @@ def test_the_native_view_reads_large_letters_the_grown_views_miss():
     assert not {"STOP", "shop"} & {w.text for w in grown}
     native = WordReader(config=ReaderConfig(threads=1, min_side=512, full_view=True, native_view=True))
     assert {"STOP", "shop"} <= {w.text for w in native.read(image)}
+
+
+def test_upside_down_crops_are_turned_before_they_are_read():
+    """A word drawn upside down ("EXIT") and one that reads bottom to top ("HOTEL", which the quarter
+    turn of a tall crop leaves upside down) are read only with the direction classifier
+    (``ReaderConfig.orientation``); upright and top-to-bottom words read the same either way."""
+    _needs_weights()
+    image = np.asarray(Image.open(FIXTURES / "reader" / "upside_down_320.png").convert("RGB"))
+    plain = WordReader(config=ReaderConfig(threads=1)).read(image)  # off by default
+    assert {w.text for w in plain} & {"OPEN", "EXIT", "HOTEL", "PIZZA"} == {"OPEN", "PIZZA"}
+    words = {w.text: w for w in WordReader(config=ReaderConfig(threads=1, orientation="ppocrv5")).read(image)}
+    assert {"OPEN", "EXIT", "HOTEL", "PIZZA"} <= set(words)
+    # The polygon starts at the text's own top-left: for the upside-down word, the image's bottom right.
+    (x0, y0), (x1, y1) = words["EXIT"].polygon[:2]
+    box = words["EXIT"].box
+    assert x0 > x1 and min(y0, y1) > (box[1] + box[3]) / 2
+    with pytest.raises(ValueError, match="orientation"):
+        ReaderConfig(orientation="nope")
+    with pytest.raises(ValueError, match="unknown classifier 'nope'; known: ppocrv5"):
+        registry.locate_classifier("nope")

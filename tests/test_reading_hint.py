@@ -69,7 +69,7 @@ def test_the_benchmark_runs_on_a_referring_export_and_ends_with_its_figures(tmp_
 
 
 def test_reader_settings_parse_and_refuse_unknown_suffixes():
-    views = {"full_view": False, "native_view": False}
+    views = {"full_view": False, "native_view": False, "orientation": None}
     assert reading_hint.reader_setting("none") == {"min_side": None, **views}
     assert reading_hint.reader_setting("512") == {"min_side": 512, **views}
     assert reading_hint.reader_setting("512+full") == {"min_side": 512, **views, "full_view": True}
@@ -77,9 +77,11 @@ def test_reader_settings_parse_and_refuse_unknown_suffixes():
         "min_side": 512,
         "full_view": True,
         "native_view": True,
+        "orientation": None,
         "box_threshold": 0.45,
     }
-    with pytest.raises(ValueError, match="\\+full and/or \\+native"):
+    assert reading_hint.reader_setting("512+upright")["orientation"] == "ppocrv5"
+    with pytest.raises(ValueError, match="\\+native and/or \\+upright"):
         reading_hint.reader_setting("512+half")
-    with pytest.raises(ValueError, match="\\+full and/or \\+native"):
+    with pytest.raises(ValueError, match="\\+native and/or \\+upright"):
         reading_hint.reader_setting("512+full+full")

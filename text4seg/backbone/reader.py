@@ -28,7 +28,13 @@ from text4seg.backbone.recognition import (
     sub_rectangle,
     word_spans,
 )
-from text4seg.backbone.registry import RECOGNIZERS, detector_spec, locate_recognizer
+from text4seg.backbone.registry import (
+    CLASSIFIERS,
+    RECOGNIZERS,
+    detector_spec,
+    locate_classifier,
+    locate_recognizer,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,25 @@ class ReaderConfig:
     """Crops per recognizer call (``rec_batch_num``)."""
     threads: int = 1
     """onnxruntime intra-op threads of each session."""
+    orientation: str | None = None
+    """Key of ``registry.CLASSIFIERS`` ("ppocrv5"), or None (off, the default): a crop the text-line
+    direction classifier finds upside down (180° at ``orientation_threshold`` or more) is also read
+    turned half a turn, and that reading replaces the upright one when it is clearly more confident
+    (``orientation_margin``). PaddleOCR (``use_angle_cls``) turns the crop on the classifier's word
+    alone; here that misread upright synthetic words the classifier flagged. It reads upside-down words
+    and vertical ones that read bottom to top, which the quarter turn of ``rectify`` leaves upside down
+    ("HOTEL" so turned was read "13LOH" without it; ``tests/test_reader.py``). Off by default: on the
+    referring selection split the hint lands on the target for 0.610 of the expressions with it
+    against 0.614 without (a vertical "NORTH" near-missed as "AOHTH" is read "HLLHON" turned), on the
+    ICDAR2015 toy photos it reads the same words, and it costs a classifier pass per crop (session 21,
+    docs/default_model.md)."""
+    orientation_threshold: float = 0.9
+    """Least 180° probability that has a crop read turned too (PaddleOCR's ``cls_thresh``)."""
+    orientation_margin: float = 0.15
+    """How much more confident (mean character confidence) the turned reading must be to replace the
+    upright one. Ours: words of letters that read the same turned (H, N, O, S, X, Z) read well both
+    ways ("SW" 0.99 turned "MS" 1.00, "ZZX" 0.85 turned "XZZ" 0.91 on the referring selection split's
+    corpus); the upright reading keeps the benefit of the doubt."""
     split_words: bool = True
     """Split each recognised line at its spaces into words, each with its part of the box (cut midway
     between the CTC steps of neighbouring words); ours: PP-OCR's detector boxes whole lines."""
@@ -114,7 +139,17 @@ class ReaderConfig:
             raise ValueError(
                 f"unknown recognizer {self.recognizer!r}; known: {', '.join(sorted(RECOGNIZERS))}"
             )
-        for name in ("threshold", "box_threshold", "min_score"):
+        if self.orientation is not None and self.orientation not in CLASSIFIERS:
+            raise ValueError(
+                f"unknown orientation classifier {self.orientation!r}; known: {', '.join(sorted(CLASSIFIERS))}"
+            )
+        for name in (
+            "threshold",
+            "box_threshold",
+            "min_score",
+            "orientation_threshold",
+            "orientation_margin",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.side < 32:
@@ -155,6 +190,7 @@ class WordReader:
         self._full = None  # the view scaled to ``side`` (``full_view``), built on first use
         self._native = None  # the view at the image's own size (``native_view``), built on first use
         self._recognizer = None
+        self._classifier = None
         self._characters: list[str] = []
 
     def _recognizer_session(self):
@@ -164,6 +200,25 @@ class WordReader:
             self._characters = load_characters(dictionary, int(session.get_outputs()[0].shape[-1]))
             self._recognizer = session
         return self._recognizer
+
+    def upside_down(self, crops: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+        """Indices of ``crops`` ((crop, reading corners) pairs from ``rectify``) the direction classifier
+        finds upside down (``orientation``, ``orientation_threshold``); [] when it is off."""
+        if self.config.orientation is None or not crops:
+            return []
+        spec = CLASSIFIERS[self.config.orientation]
+        if self._classifier is None:
+            self._classifier = onnx_session(
+                locate_classifier(self.config.orientation), threads=self.config.threads
+            )
+        name = self._classifier.get_inputs()[0].name
+        flagged = []
+        for start in range(0, len(crops), self.config.batch_size):
+            chunk = [crop for crop, _ in crops[start : start + self.config.batch_size]]
+            x = recognizer_batch(chunk, height=spec.height, min_width=spec.width, max_width=spec.width)
+            probs = self._classifier.run(None, {name: x})[0]
+            flagged += [start + k for k in np.flatnonzero(probs[:, 1] >= self.config.orientation_threshold)]
+        return flagged
 
     def views(self, image: np.ndarray) -> list[OnnxDetector]:
         """The detector views ``read`` runs on ``image``: the ``min_side`` one, with ``full_view`` the one
@@ -212,7 +267,6 @@ class WordReader:
         return reading_order(functools.reduce(merge_views, found))
 
     def _read_view(self, image: np.ndarray, view: OnnxDetector) -> list[ReadWord]:
-        session = self._recognizer_session()
         bgr = np.ascontiguousarray(image[..., ::-1])
         crops, unread = [], []
         for quad in self.detect(image, view=view):
@@ -222,9 +276,30 @@ class WordReader:
             else:
                 crops.append(crop)
         crops.sort(key=lambda c: c[0].shape[1] / c[0].shape[0])  # similar widths share a batch
+        readings = self._recognize(crops)
+        flagged = self.upside_down(crops)
+        # A crop the classifier finds upside down is read turned half a turn too, and that reading is
+        # kept when it is clearly more confident (``orientation_margin``; session 21).
+        turned = [(np.rot90(crops[i][0], 2).copy(), np.roll(crops[i][1], 2, axis=0)) for i in flagged]
+        for i, crop, reading in zip(flagged, turned, self._recognize(turned), strict=True):
+            if _confidence(reading[0]) > _confidence(readings[i][0]) + self.config.orientation_margin:
+                crops[i], readings[i] = crop, reading
+        words = []
+        for (_, corners), (reading, step) in zip(crops, readings, strict=True):
+            words += self._words(reading, corners, step, image.shape[:2])
+        if self._keeps_unread:
+            words += [_word("", 0.0, quad, *image.shape[:2]) for quad in unread]
+        return words
+
+    def _recognize(self, crops: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[CtcReading, float]]:
+        """(greedy CTC reading, input pixels per CTC step over the crop's width) of each crop, read in
+        batches of ``batch_size`` in the order given."""
+        if not crops:
+            return []
+        session = self._recognizer_session()
         spec = RECOGNIZERS[self.config.recognizer]
         name = session.get_inputs()[0].name
-        words = []
+        out = []
         for start in range(0, len(crops), self.config.batch_size):
             chunk = crops[start : start + self.config.batch_size]
             x = recognizer_batch(
@@ -233,13 +308,11 @@ class WordReader:
                 min_width=spec.min_width,
                 max_width=self.config.max_width,
             )
-            for (crop, corners), probs in zip(chunk, session.run(None, {name: x})[0], strict=True):
+            for (crop, _), probs in zip(chunk, session.run(None, {name: x})[0], strict=True):
                 # Input pixels per CTC step over the crop's width there: steps → fractions of the box.
                 step = x.shape[3] / len(probs) / min(x.shape[3], resized_width(crop, height=spec.height))
-                words += self._words(ctc_greedy(probs, self._characters), corners, step, image.shape[:2])
-        if self._keeps_unread:
-            words += [_word("", 0.0, quad, *image.shape[:2]) for quad in unread]
-        return words
+                out.append((ctc_greedy(probs, self._characters), step))
+        return out
 
     @property
     def _keeps_unread(self) -> bool:
@@ -264,6 +337,11 @@ class WordReader:
                 quad = sub_rectangle(corners, min(1.0, left * step), min(1.0, right * step))
                 words.append(_word(text, score, quad, *size))
         return words
+
+
+def _confidence(reading: CtcReading) -> float:
+    """Mean character confidence of a reading; 0 for one that read nothing."""
+    return float(reading.confidences.mean()) if len(reading.text) else 0.0
 
 
 def _overlap(a: ReadWord, b: ReadWord) -> float:

