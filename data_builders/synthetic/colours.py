@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from text4seg.core.colours import NAMES as PIXEL_NAMES
+from text4seg.core.colours import pixel_names
+
 PALETTE: dict[str, tuple[int, int, int]] = {
     "white": (245, 245, 245),
     "black": (15, 15, 15),
@@ -52,9 +55,6 @@ def seen_name(pixels: np.ndarray) -> str:
     Two namings must agree: most pixels (at least ``SEEN_SHARE``) named alike by hue, saturation and
     value (``text4seg.core.colours.pixel_names``), and the palette colour nearest their median.
     """
-    from text4seg.core.colours import NAMES as PIXEL_NAMES
-    from text4seg.core.colours import pixel_names
-
     pixels = np.asarray(pixels, np.uint8).reshape(-1, 3)
     if len(pixels) == 0:
         return ""
