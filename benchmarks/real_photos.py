@@ -19,11 +19,12 @@ Rows:
    thresholded at ``--det-threshold`` (0.3). Its grid (for the grid IoU) comes from its mask by the
    polygon-grid rule: a cell is text when ≥ 10 % of it is predicted, on the default model's grid.
 2. ``default_model`` — ``Text4SegPipeline.from_pretrained()`` asked "segment the text in this image":
-   ``refined_masks["text"]`` and the answer's own grid (cells not labelled ``others``).
+   ``refined_masks["text"]`` and the answer's own grid (cells not labelled ``others``). ``--text-gate
+   off|N`` runs it (and ``oracle``) with another ``text_gate`` than the model's ``inference.json``.
 3. ``oracle`` — what a perfect answer on the model's grid and rule would score: every word polygon
    (don't-care ones too: a model cannot tell them) gridded by the model's ``inference.json`` rule
-   (``grid``, ``grid_threshold``), and that grid given to the model's refiner as the answer. It is the
-   ceiling the grid and rule leave: an 8×8 answer at 3 % marks cells the scorer's 10 % truth does not.
+   (``grid``, ``grid_threshold``), and that grid given to the model's refiner as the answer (its mask
+   gated as the pipeline gates it: ``text_gate``). It is the ceiling the grid and rule leave: an 8×8 answer at 3 % marks cells the scorer's 10 % truth does not.
 
 Scores: ``text4seg.core.photo_metrics.PhotoMeter`` (definitions in its docstring). ``--overlays DIR``
 writes one PNG per photo, the rows side by side: prediction tinted magenta, the row's grid cells in
@@ -36,6 +37,7 @@ Last line: one JSON object with the figures (``<row>.<figure>``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -140,7 +142,11 @@ def load_pipeline(args):
     from text4seg.app.pipeline import Text4SegPipeline
 
     torch.set_num_threads(args.threads)
-    return Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
+    pipeline = Text4SegPipeline.from_pretrained(model=args.model, refiner=args.refiner)
+    if args.text_gate is not None:  # "off" or pixels, in place of the model's inference.json
+        gate = None if args.text_gate == "off" else int(args.text_gate)
+        pipeline.config = dataclasses.replace(pipeline.config, text_gate=gate)
+    return pipeline
 
 
 def run_model(pipeline, photos: list[DevPhoto]) -> dict[str, dict]:
@@ -185,7 +191,7 @@ def run_oracle(pipeline, photos: list[DevPhoto]) -> dict[str, dict]:
                 flips=config.refiner_flips,
                 zoom=config.refiner_zoom,
             )
-            mask = pipeline.refiner.refine(request)["text"]
+            mask = pipeline.text_gated(rgb, pipeline.refiner.refine(request), query)["text"]
         out[photo.name] = {"mask": mask, "grid": grid, "seconds": time.perf_counter() - start}
     return out
 
@@ -282,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--det-threshold", type=float, default=0.3, help="detector probability threshold")
     parser.add_argument("--grid", type=int, default=8, help="detector grid side when the model row is off")
     parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads")
+    parser.add_argument(
+        "--text-gate",
+        help="'off' or pixels: the pipeline's text_gate in place of the model's inference.json (default: as shipped)",
+    )
     parser.add_argument("--overlays", type=Path, help="write overlay PNGs here")
     args = parser.parse_args(argv)
     rows = [r for r in args.rows.split(",") if r]

@@ -55,7 +55,10 @@ def test_oracle_row_grids_the_words_by_the_models_rule_and_scores_full_grid_iou_
     def pipeline(threshold):
         config = SimpleNamespace(grid=(8, 8), grid_rule="area", grid_threshold=threshold, referring_label="sentence",
                                  refiner_flips=(), refiner_zoom=False)  # fmt: skip
-        return SimpleNamespace(config=config, refiner=CellRefiner())
+        # no text gate here: the masks are the refiner's cells
+        return SimpleNamespace(
+            config=config, refiner=CellRefiner(), text_gated=lambda image, masks, query: masks
+        )
 
     at_10 = bench.run_oracle(pipeline(0.1), photos)
     at_3 = bench.run_oracle(pipeline(0.03), photos)

@@ -164,14 +164,19 @@ def test_the_calibrate_stage_sets_the_threshold_of_the_packaged_refiner(tmp_path
     assert list(ran) == ["package"] and ran["package"][ran["package"].index("--refiner") + 1] == str(
         plain.run / "refiner" / "refiner.safetensors"
     )
-    assert "--hint-clip" not in ran["package"]  # off unless the profile sets it
+    assert "--hint-clip" not in ran["package"] and "--text-gate" not in ran["package"]  # off unless set
     assert ran["package"][ran["package"].index("--hint-snap") + 1] == "0"
-    clipped = dataclasses.replace(plain, profile=dataclasses.replace(plain.profile, hint_clip=2, hint_snap=1))
+    clipped = dataclasses.replace(
+        plain, profile=dataclasses.replace(plain.profile, hint_clip=2, hint_snap=1, text_gate=16)
+    )
     build_default.package_stage(clipped)
     assert ran["package"][ran["package"].index("--hint-clip") + 1] == "2"
+    assert ran["package"][ran["package"].index("--text-gate") + 1] == "16"
     assert ran["package"][ran["package"].index("--hint-snap") + 1] == "1"
     with pytest.raises(ValueError, match="hint_clip"):
         BuildConfig.from_dict({"cpu": {"hint_clip": -1}})
+    with pytest.raises(ValueError, match="text_gate"):
+        BuildConfig.from_dict({"cpu": {"text_gate": -1}})
 
 
 @pytest.mark.slow

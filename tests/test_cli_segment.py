@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from pipeline_support import random_image, tiny_checkpoints
@@ -141,3 +142,20 @@ def test_no_zoom_flag_turns_the_windowed_refinement_off_and_says_so(tmp_path, ca
         assert json.loads((tmp_path / "out" / "img.json").read_text())["refined_labels"] == ["text"]
         assert calls == ([1] if zoomed else [])
         assert ("refiner_zoom True" in err and "-> False (flag)" in err) == (not zoomed)
+
+
+def test_text_gate_flag_sets_or_turns_off_the_checkpoints_gate(tmp_path, capsys):
+    import argparse
+
+    from text4seg.app.commands.segment import gate_pixels
+    from text4seg.app.pipeline import checkpoint_config
+    from text4seg.core.inference import InferenceSettings, save_inference_settings
+
+    save_inference_settings(tmp_path, InferenceSettings(text_gate=16))
+    assert checkpoint_config(tmp_path).text_gate == 16  # no flag: the checkpoint's
+    assert checkpoint_config(tmp_path, overrides={"text_gate": gate_pixels("4")}).text_gate == 4
+    assert checkpoint_config(tmp_path, overrides={"text_gate": gate_pixels("off")}).text_gate is None
+    assert "text_gate 16 from" in capsys.readouterr().err
+    for bad in ("-1", "wide"):
+        with pytest.raises(argparse.ArgumentTypeError, match="'off'"):
+            gate_pixels(bad)

@@ -52,8 +52,10 @@ def test_packaged_model_reproduces_the_manifest_check(default, tmp_path):
     rows = build(config, n=check["n_images"], out=tmp_path / "val", seed=check["val_seed"], workers=1)
     pipeline = Text4SegPipeline.from_pretrained(default_root=default.root)
     assert pipeline.parts.stsam is not None
-    # Refined the way the check was: a manifest without the key predates zoomed refinement.
-    pipeline.config = dataclasses.replace(pipeline.config, refiner_zoom=check.get("refiner_zoom", False))
+    # Refined the way the check was: a manifest without a key predates zoomed refinement / the text gate.
+    pipeline.config = dataclasses.replace(
+        pipeline.config, refiner_zoom=check.get("refiner_zoom", False), text_gate=check.get("text_gate")
+    )
     scores = evaluate_default(pipeline, rows, shuffled_control=False)
     assert scores["n_images"] == check["n_images"]
     for part, key in (("coarse", "grid_IoU"), ("coarse", "fgIoU"), ("refined", "fgIoU"), ("refined", "F")):

@@ -293,9 +293,10 @@ def test_copy_assets_enforces_the_size_limit(tiny_base, tmp_path):
     written = load_inference_settings(tmp_path / "flipped" / "mllm")
     assert written.refiner_flips == ("h",) and written.grid == DEFAULT_INFERENCE.grid
     assert packaged_settings(Path(tiny_base), []).refiner_flips == ()
-    clipped = packaged_settings(Path(tiny_base), ["h"], hint_clip=2, hint_snap=1)
+    clipped = packaged_settings(Path(tiny_base), ["h"], hint_clip=2, hint_snap=1, text_gate=16)
     assert clipped.hint_clip == 2 and clipped.hint_snap == 1 and clipped.refiner_flips == ("h",)
-    assert written.hint_clip is None and written.hint_snap == 0
+    assert clipped.text_gate == 16
+    assert written.hint_clip is None and written.hint_snap == 0 and written.text_gate is None
     refiner.write_bytes(b"x" * (41 * 2**20))
     with pytest.raises(ValueError, match="MB > 40.0 MB"):
         copy_assets(mllm=Path(tiny_base), refiner=refiner, out=tmp_path / "assets2")

@@ -484,3 +484,48 @@ def test_hint_snap_prompts_the_refiner_with_the_hinted_word_next_to_the_answer(m
     assert refine_calls[2] == refine_calls[1] and np.array_equal(next(iter(again.values())), snapped.mask())
     with pytest.raises(ValueError, match="hint_snap"):
         InferenceSettings(hint_snap=-1)
+
+
+def test_text_gate_keeps_a_text_querys_refined_mask_where_the_detector_sees_text(monkeypatch):
+    """``text_gate``: a scene-text or referring query's refined mask stays within that many pixels of
+    the reader's detector rectangles; the coarse answer is untouched and a semantic query is not gated."""
+    import dataclasses
+    import types
+
+    from PIL import ImageDraw, ImageFont
+
+    import stsam_refiner.predict as predict
+    from text4seg.backbone.reader import WordReader
+    from text4seg.core.masks import grow_mask
+    from text4seg.mllm import generate
+
+    pytest.importorskip("onnxruntime")
+    pipe = tiny_pipeline()
+    image = Image.new("RGB", (320, 160), "white")
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
+    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=font)
+    image = np.asarray(image)
+
+    def answer_everywhere(*args, **kwargs):  # an answer, and a refiner, that mark the whole image
+        return _fake_answer([[kwargs["labels"][0]] * 4] * 4, ["others", kwargs["labels"][0]])
+
+    monkeypatch.setattr(generate, "segment", answer_everywhere)
+    monkeypatch.setattr(
+        predict,
+        "refine_image",
+        lambda model, img, **kw: types.SimpleNamespace(mask=np.ones(img.shape[:2], bool)),
+    )
+    plain = dataclasses.replace(pipe.config, refiner_zoom=False)
+    monkeypatch.setattr(pipe, "config", plain)
+    assert pipe(image, "segment the text in this image").mask().all()
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(plain, text_gate=3))
+    regions = WordReader().text_regions(image)
+    ys, xs = np.nonzero(regions)
+    assert xs.min() >= 160 and ys.min() >= 80 and regions.mean() < 0.2  # a box around OPEN
+    for query in ("segment the text in this image", "the black word"):
+        gated = pipe(image, query)
+        assert np.array_equal(gated.mask(), grow_mask(regions, 3)), query
+        assert gated.mask(refined=False).all()  # the MLLM's answer as it was
+    assert pipe(image, "segment person|car").mask().all()  # not text: never gated
+    with pytest.raises(ValueError, match="text_gate"):
+        InferenceSettings(text_gate=-1)

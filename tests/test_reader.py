@@ -260,3 +260,12 @@ def test_upside_down_crops_are_turned_before_they_are_read():
         ReaderConfig(orientation="nope")
     with pytest.raises(ValueError, match="unknown classifier 'nope'; known: ppocrv5"):
         registry.locate_classifier("nope")
+
+
+def test_text_regions_cover_the_words_and_little_else(reader):
+    image, (x0, y0, x1, y1) = _open_sign()
+    regions = reader.text_regions(image)
+    assert regions.shape == image.shape[:2] and regions.dtype == bool
+    assert regions[image.min(axis=2) < 128].all()  # every pixel of the letters (1.00 when written)
+    assert regions.mean() < 1.5 * (x1 - x0) * (y1 - y0) / regions.size  # a box around the word (1.3×)
+    assert not reader.text_regions(np.full((64, 64, 3), 255, np.uint8)).any()

@@ -127,12 +127,15 @@ class BuildProfile(Config):
     splits with ``benchmarks/hint_clip.py``."""
     hint_snap: int = 0
     """The package's ``inference.json`` ``hint_snap`` (cell rows; 0: off), chosen likewise."""
+    text_gate: int | None = None
+    """The package's ``inference.json`` ``text_gate`` (pixels; None: off): text masks kept near the
+    detector's text regions, chosen on the selection split and the real dev photos."""
     split: BudgetSplit = field(default_factory=BudgetSplit)
     """Stage budgets."""
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name in ("split", "refiner_flips", "calibrate_refiner", "hint_clip"):
+            if name in ("split", "refiner_flips", "calibrate_refiner", "hint_clip", "text_gate"):
                 continue
             optional = ("refiner_base_steps", "refiner_augment_steps", "mllm_continue_steps", "mllm_regrid_steps",
                         "mllm_hint_steps", "hint_snap")  # fmt: skip
@@ -141,6 +144,8 @@ class BuildProfile(Config):
                 raise ValueError(f"{name} {value} must be >= {least}")
         if self.hint_clip is not None and self.hint_clip < 0:
             raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels (or null: off)")
+        if self.text_gate is not None and self.text_gate < 0:
+            raise ValueError(f"text_gate {self.text_gate} must be >= 0 pixels (or null: off)")
         if 0 < self.mllm_continue_steps <= self.mllm_steps:
             raise ValueError(
                 f"mllm_continue_steps {self.mllm_continue_steps} must exceed mllm_steps {self.mllm_steps} (or be 0)"
@@ -411,7 +416,8 @@ def package_stage(plan: Plan) -> None:
                                 "--training", str(plan.run / "training.json"), "--out", str(plan.out),
                                 "--device", plan.device, "--refiner-flips", *plan.profile.refiner_flips,
                                 *(("--hint-clip", str(plan.profile.hint_clip)) if plan.profile.hint_clip is not None else ()),
-                                "--hint-snap", str(plan.profile.hint_snap)))  # fmt: skip
+                                "--hint-snap", str(plan.profile.hint_snap),
+                                *(("--text-gate", str(plan.profile.text_gate)) if plan.profile.text_gate is not None else ())))  # fmt: skip
 
 
 def build(plan: Plan) -> None:

@@ -41,17 +41,19 @@ def _pred_grid(result) -> np.ndarray:
 
 
 def _oracle_refined(pipeline: Text4SegPipeline, image: np.ndarray, gt_grid: np.ndarray) -> np.ndarray:
-    """The pipeline's refiner given the ground-truth grid (an empty grid is not refined, as in the pipeline)."""
+    """The pipeline's refiner given the ground-truth grid, gated as the pipeline gates (``text_gate``); an
+    empty grid is not refined, as in the pipeline."""
     if not gt_grid.any():
         return np.zeros(image.shape[:2], bool)
+    query = interpret_query(SCENE_TEXT_QUERY, task="scene_text")
     request = RefineRequest(
         image=image,
         grids={SCENE_TEXT_QUERY: gt_grid},
-        query=interpret_query(SCENE_TEXT_QUERY, task="scene_text"),
+        query=query,
         flips=pipeline.config.refiner_flips,
         zoom=pipeline.config.refiner_zoom,
     )
-    return pipeline.refiner.refine(request)[SCENE_TEXT_QUERY]
+    return pipeline.text_gated(image, pipeline.refiner.refine(request), query)[SCENE_TEXT_QUERY]
 
 
 def evaluate_default(

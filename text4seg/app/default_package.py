@@ -54,11 +54,13 @@ def packaged_settings(
     refiner_flips: Sequence[str] | None = None,
     hint_clip: int | None = None,
     hint_snap: int | None = None,
+    text_gate: int | None = None,
 ) -> InferenceSettings:
     """What the packaged MLLM's ``inference.json`` says: the settings its training wrote (grid, rule,
     reading), ``DEFAULT_INFERENCE`` (the CLIP-era build's settings) for a folder without them; with
     ``refiner_flips``, the refiner's test-time flips chosen for this package, with ``hint_clip`` and
-    ``hint_snap`` how its hinted queries are refined (all chosen on the selection split)."""
+    ``hint_snap`` how its hinted queries are refined, with ``text_gate`` how near the detector's text
+    regions its text masks are kept (all chosen on the selection split)."""
     settings = load_inference_settings(mllm) or DEFAULT_INFERENCE
     if refiner_flips is not None:
         settings = dataclasses.replace(settings, refiner_flips=tuple(refiner_flips))
@@ -66,6 +68,8 @@ def packaged_settings(
         settings = dataclasses.replace(settings, hint_clip=hint_clip)
     if hint_snap is not None:
         settings = dataclasses.replace(settings, hint_snap=hint_snap)
+    if text_gate is not None:
+        settings = dataclasses.replace(settings, text_gate=text_gate)
     return settings
 
 
@@ -158,7 +162,9 @@ def write_manifest(
 
 def package(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    settings = packaged_settings(Path(args.mllm), args.refiner_flips, args.hint_clip, args.hint_snap)
+    settings = packaged_settings(
+        Path(args.mllm), args.refiner_flips, args.hint_clip, args.hint_snap, args.text_gate
+    )
     sizes = copy_assets(mllm=Path(args.mllm), refiner=Path(args.refiner), out=out, settings=settings)
     metrics = measure(out, val_data=args.val_data, limit=args.limit, threads=args.threads, device=args.device)
     metrics["device"] = args.device
@@ -168,6 +174,7 @@ def package(args: argparse.Namespace) -> dict:
     )
     check["val_seed"], check["val_config"] = args.val_seed, args.val_config
     check["refiner_zoom"] = settings.refiner_zoom  # how the pipeline refined when the check was made
+    check["text_gate"] = settings.text_gate
     if args.conv_val:
         metrics["teacher_forced"] = image_dependence(out, conv_val=args.conv_val)
     extra = json.loads(Path(args.training).read_text()) if args.training else {}
@@ -211,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument(
         "--hint-snap", type=int, default=None,
         help="inference.json hint_snap: cell rows a hinted query's refiner prompt reaches to the hint (default: as trained, 0)",
+    )  # fmt: skip
+    pack.add_argument(
+        "--text-gate", type=int, default=None,
+        help="inference.json text_gate: pixels text masks may reach past the detector's text regions (default: off)",
     )  # fmt: skip
     pack.add_argument("--out", default=str(DEFAULT_ROOT))
     pack.add_argument("--threads", type=int, default=1)

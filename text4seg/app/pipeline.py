@@ -74,7 +74,8 @@ def checkpoint_config(
 
     With ``announce`` it tells stderr where the settings came from and which flag changed what.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    # None: no flag given; "off": the flag turns an optional setting off (e.g. ``--text-gate off``)
+    overrides = {k: None if v == "off" else v for k, v in (overrides or {}).items() if v is not None}
     settings = load_inference_settings(model_dir)
     base = PipelineConfig.from_settings(settings)
     if announce:
@@ -177,7 +178,7 @@ class Text4SegPipeline:
         self.refiner  # noqa: B018 - builds the refiner once to fail early on a missing part
         # segment() keeps grammar masks here per (grid, labels), so repeated queries skip rebuilding them.
         self._grammar_cache: dict[tuple, Any] = {}
-        self._reader: WordReader | None = None  # built on the first content query of a reading model
+        self._reader: WordReader | None = None  # built on first use: a reading hint or the text gate
         # every box kept, even one read as nothing (an attribute query's candidate); _read applies the floor
         self._reader_config = ReaderConfig(min_score=0.0, keep_unread=True)
 
@@ -306,7 +307,8 @@ class Text4SegPipeline:
         self, image: np.ndarray, grids: dict[str, np.ndarray], query: Query, hint: np.ndarray | None
     ) -> dict[str, np.ndarray]:
         """The refiner's masks for the answer's non-empty ``grids``; a query whose hint shows a word has
-        its prompt snapped to the hint (``hint_snap``) and its masks clipped to it (``hint_clip``)."""
+        its prompt snapped to the hint (``hint_snap``) and its masks clipped to it (``hint_clip``), and
+        other text queries have their masks kept where the detector sees text (``text_gate``)."""
         request = RefineRequest(
             image=image,
             grids=self._snapped(grids, hint),
@@ -319,7 +321,19 @@ class Text4SegPipeline:
         if self.config.hint_clip is not None and hint is not None and hint.any():
             near_hint = grow_mask(hint > 0, self.config.hint_clip)
             refined = {label: mask & near_hint for label, mask in refined.items()}
+        else:
+            refined = self.text_gated(image, refined, query)
         return refined
+
+    def text_gated(
+        self, image: np.ndarray, masks: dict[str, np.ndarray], query: Query
+    ) -> dict[str, np.ndarray]:
+        """``masks`` kept within ``text_gate`` pixels of where the detector sees text in ``image``, for a
+        scene-text or referring ``query``; unchanged when the gate is off or the query is semantic."""
+        if self.config.text_gate is None or query.task == "semantic":
+            return masks
+        near_text = grow_mask(self._word_reader().text_regions(image), self.config.text_gate)
+        return {label: mask & near_text for label, mask in masks.items()}
 
     def _snapped(self, grids: dict[str, np.ndarray], hint: np.ndarray | None) -> dict[str, np.ndarray]:
         """The grids the refiner is prompted with: the answer's, with ``hint_snap`` the hint's cells
@@ -379,14 +393,18 @@ class Text4SegPipeline:
     def _read(self, image: np.ndarray, *, every_box: bool = False) -> list[SeenWord]:
         """The words the reader reads in ``image``; ``every_box``: also the boxes whose reading is too
         unsure to match a named word (an attribute query needs where the words are, not what they say)."""
-        if self._reader is None:
-            self._reader = WordReader(config=self._reader_config)
         floor = 0.0 if every_box else ReaderConfig().min_score
         return [
             SeenWord(text=w.text, box=w.box, polygon=w.polygon)
-            for w in self._reader.read(image)
+            for w in self._word_reader().read(image)
             if w.score >= floor
         ]
+
+    def _word_reader(self) -> WordReader:
+        """The word reader, built on first use (reading hints, ``text_gate``)."""
+        if self._reader is None:
+            self._reader = WordReader(config=self._reader_config)
+        return self._reader
 
     def _ask(
         self,

@@ -35,6 +35,7 @@ from text4seg.backbone.registry import (
     locate_classifier,
     locate_recognizer,
 )
+from text4seg.core.photo_metrics import rasterize
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,14 @@ class WordReader:
             max_candidates=cfg.max_candidates,
         )
         return [np.clip(b.corners * scale, 0, [w, h]).astype(np.float32) for b in found]
+
+    def text_regions(self, image: np.ndarray) -> np.ndarray:
+        """H×W bool: where the detector sees text in an H×W×3 uint8 RGB image — the rectangles of every
+        view (``detect``: DB post-processing with PaddleOCR's unclip) filled. Nothing is recognized."""
+        check_rgb(image)
+        return rasterize(
+            [quad for view in self.views(image) for quad in self.detect(image, view=view)], image.shape[:2]
+        )
 
     def read(self, image: np.ndarray) -> list[ReadWord]:
         """The text of an H×W×3 uint8 RGB image, in reading order; ``ValueError`` for another array."""

@@ -80,6 +80,12 @@ class InferenceSettings(Config):
     """With ``reading: hint``: a query whose hint shows a read word has the refiner prompted with its
     answer's cells plus the hint's cells (gridded by ``grid_rule``) at most this many cell rows above or
     below an answer cell in the same column (0: the answer's cells only). The answer itself is kept."""
+    text_gate: int | None = None
+    """The refined mask of a scene-text or referring query is kept within that many pixels of where the
+    word reader's detector sees text (``WordReader.text_regions``: its rectangles in every view); None:
+    not gated. A mask ``hint_clip`` already kept on its hint is not gated again, and semantic queries
+    ("person|car") never are. The refiner, trained on synthetic scenes, marks texture beside the words
+    of a real photo; the detector, trained on real photos, does not box it."""
     max_new_tokens: int | None = None
     """Generation budget (None: enough for the longest answer of the grid)."""
 
@@ -105,6 +111,8 @@ class InferenceSettings(Config):
             raise ValueError(f"reading {self.reading!r} not in {READING_MODES}")
         if self.hint_clip is not None and self.hint_clip < 0:
             raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels, or null for no clipping")
+        if self.text_gate is not None and self.text_gate < 0:
+            raise ValueError(f"text_gate {self.text_gate} must be >= 0 pixels, or null for no gating")
         if self.hint_snap < 0:
             raise ValueError(f"hint_snap {self.hint_snap} must be >= 0 cell rows")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:

@@ -91,6 +91,7 @@ def _model_settings(args: argparse.Namespace) -> dict:
         "refiner_files": _fingerprint(Path(refiner)) if refiner and Path(refiner).exists() else None,
         "sam_checkpoint": args.sam_checkpoint,
         "refine_mode": args.refine_mode,
+        "text_gate": args.text_gate,
         "points": [args.points_config, args.points_sam, args.points_prompter],
     }
 

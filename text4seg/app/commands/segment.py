@@ -24,6 +24,21 @@ from text4seg.app.refiners import POINT_MODES
 from text4seg.core.io import ImageLoadError, load_image
 
 
+def gate_pixels(value: str) -> int | str:
+    """``--text-gate``: pixels (≥ 0) or "off"."""
+    if value == "off":
+        return value
+    try:
+        pixels = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected pixels (an integer >= 0) or 'off', got {value!r}"
+        ) from None
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"expected pixels >= 0 or 'off', got {pixels}")
+    return pixels
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options choosing the checkpoints and how they are run (default: the embedded model)."""
     group = parser.add_argument_group("model (default: the embedded default model)")
@@ -35,6 +50,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-zoom", action="store_true", help="refine each class shrunk whole, not in zoomed windows"
     )
+    group.add_argument(
+        "--text-gate", type=gate_pixels, default=None,
+        help="keep text masks within N pixels of the detector's text regions, or 'off' (default: the model's)",
+    )  # fmt: skip
     group.add_argument("--unconstrained", action="store_true", help="decode without the R-RLE grammar")
     group.add_argument("--task", choices=("scene_text", "referring", "semantic"), help="force the task")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -50,8 +69,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def pipeline_from_args(args: argparse.Namespace):
     """Load the pipeline the model options ask for (``--no-refine`` skips loading the refiner).
 
-    Settings come from the MLLM folder's ``inference.json``; ``--grid``, ``--refine-mode`` and
-    ``--no-zoom`` override them, and the pipeline says so on stderr.
+    Settings come from the MLLM folder's ``inference.json``; ``--grid``, ``--refine-mode``, ``--no-zoom``
+    and ``--text-gate`` override them, and the pipeline says so on stderr.
     """
     from text4seg.app.pipeline import Text4SegPipeline  # lazy: pulls torch and transformers
 
@@ -69,7 +88,12 @@ def pipeline_from_args(args: argparse.Namespace):
         model=args.model,
         refiner="none" if args.no_refine else args.refiner,
         sam_checkpoint=args.sam_checkpoint,
-        overrides={"grid": args.grid, "refine_mode": mode, "refiner_zoom": False if args.no_zoom else None},
+        overrides={
+            "grid": args.grid,
+            "refine_mode": mode,
+            "refiner_zoom": False if args.no_zoom else None,
+            "text_gate": args.text_gate,
+        },
         points=points,
     )
 
