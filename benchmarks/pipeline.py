@@ -13,7 +13,9 @@ used in training), written to a temporary folder. The same images serve every me
    walls, and every pair's own ratio is printed too.
 3. Real-size photos — the same loaded pipeline, timed end to end on the ten ICDAR2015 photos of
    ``tests/fixtures/real_photos`` (1280×720, 0.9 MP) and on the same photos resized to 1600×900
-   (1.4 MP): ``real_photo_seconds_per_image``.
+   (1.4 MP): ``real_photo_seconds_per_image``. A model whose settings gate its text masks
+   (``text_gate``) is also timed with the gate off, photo by photo (``real_photo_seconds_ungated``,
+   ``text_gate_time_ratio``).
 4. Peak RSS — ru_maxrss of this process after loading and running the pipeline on all of the above
    (MB), and of the largest eval child process.
 
@@ -27,6 +29,7 @@ Run: ``.venv/bin/python benchmarks/pipeline.py [--model DIR --refiner FILE] [--n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -57,7 +60,6 @@ def real_photos() -> list[np.ndarray]:
 
 def make_images(folder: Path, *, n: int, size: int, seed: int) -> list[Path]:
     """``n`` Total-Text-layout test images (every sample in the Test split)."""
-    import dataclasses
 
     from data_builders.synthetic.build import build
     from data_builders.synthetic.config import SyntheticConfig
@@ -94,17 +96,24 @@ def latency(args, images: list[Path]) -> dict:
         result = pipeline(path, args.query, grid=grid)
         for stage in STAGES:
             timings[stage].append(result.timings[stage])
-    photo_seconds, megapixels = [], []
+    # A model with a text gate is also timed without it, photo by photo, so both see the same load.
+    gated = pipeline.config
+    settings = [gated] if gated.text_gate is None else [gated, dataclasses.replace(gated, text_gate=None)]
+    photo_seconds, ungated_seconds, megapixels = [], [], []
     for photo in real_photos():
-        result = pipeline(photo, args.query, grid=grid)
-        photo_seconds.append(result.timings["total"])
+        for config, times in zip(settings, (photo_seconds, ungated_seconds), strict=False):
+            pipeline.config = config
+            times.append(pipeline(photo, args.query, grid=grid).timings["total"])
         megapixels.append(photo.shape[0] * photo.shape[1] / 1e6)
+    pipeline.config = gated
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "model_load_seconds": load_seconds,
         "real_photo_seconds_per_image": float(np.mean(photo_seconds)),
         "real_photo_max_seconds": float(np.max(photo_seconds)),
         "real_photo_megapixels": [min(megapixels), max(megapixels)],
+        "text_gate": gated.text_gate,
+        "real_photo_seconds_ungated": float(np.mean(ungated_seconds)) if ungated_seconds else None,
         **{f"stage.{s}": float(np.mean(v)) for s, v in timings.items()},
         "peak_rss_mb": peak,
         "grid": list(grid or pipeline.config.grid),
@@ -165,9 +174,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model: {args.model or 'default'} / refiner: {args.refiner or 'default'}; grid {lat['grid']}; "
           f"{len(images)} images of {args.size}px; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"model load: {lat['model_load_seconds']:.2f} s")
+    gate_ratio = None
+    if lat["real_photo_seconds_ungated"] is not None:
+        gate_ratio = lat["real_photo_seconds_per_image"] / lat["real_photo_seconds_ungated"]
     lo, hi = lat["real_photo_megapixels"]
     print(f"real photos ({lo:.1f}-{hi:.1f} MP): {lat['real_photo_seconds_per_image']:.2f} s/photo end to end "
           f"(slowest {lat['real_photo_max_seconds']:.2f} s)")  # fmt: skip
+    if gate_ratio is not None:
+        print(f"  the same photos without the text gate ({lat['text_gate']} px): "
+              f"{lat['real_photo_seconds_ungated']:.2f} s/photo; with it {gate_ratio:.2f}x")  # fmt: skip
     for stage in STAGES:
         print(f"  {stage:>10}: {lat['stage.' + stage] * 1000:8.1f} ms/image")
     print(f"{'':>24}{'1 process':>12}{'2 processes':>14}")
@@ -193,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         "real_photo_seconds_per_image": lat["real_photo_seconds_per_image"],
         "real_photo_max_seconds": lat["real_photo_max_seconds"],
         "real_photo_megapixels": lat["real_photo_megapixels"],
+        "text_gate": lat["text_gate"],
+        "real_photo_seconds_ungated": lat["real_photo_seconds_ungated"],
+        "text_gate_time_ratio": gate_ratio,
         "peak_rss_mb": lat["peak_rss_mb"],
         "eval_child_peak_rss_mb": children_rss,
         "n_images": len(images),
