@@ -83,6 +83,17 @@ def test_a_region_with_no_word_takes_the_nearest(scene):
     assert _texts(select_words(words, "the text at the bottom right", image)) == ["HOTEL"]
 
 
+def test_size_queries_measure_boxes_read_as_words(scene):
+    # An unread box or a dash is the smallest box of the scene but not the smallest word; with only
+    # such boxes, the smallest of them is still picked.
+    image, words = scene
+    dash = SeenWord(text="-", box=(200.0, 200.0, 206.0, 204.0))
+    unread = SeenWord(text="", box=(10.0, 240.0, 14.0, 244.0))
+    assert _texts(select_words([*words, dash, unread], "the smallest word", image)) == ["bar"]
+    assert _texts(select_words([dash, unread], "the smallest word", image)) == [""]
+    assert _texts(select_words([*words, dash], "the largest text", image)) == ["HOTEL"]
+
+
 def test_no_words_read(scene):
     image, _ = scene
     assert select_words([], "the red word", image) == []

@@ -11,7 +11,8 @@ The counterpart of ``reading.matching_words`` for queries that name no word. The
   that ninth, else the one nearest to its centre) or an extreme ("the topmost text", "the leftmost
   word": the word whose centre is furthest that way).
 - **size**: the largest / smallest box ("the biggest text"), the tallest / shortest, the longest /
-  widest.
+  widest, among the boxes read as holding a letter or digit (all of them when none is): the reader's
+  boxes around a dash, a pictogram or nothing it can read are the smallest of a photo.
 - **all**: "all the text", "every word" with none of the above picks every word read.
 
 ``select_words`` returns None when the expression asks nothing of these (it is left to the model),
@@ -181,5 +182,7 @@ def select_words(words: Sequence[SeenWord], expression: str, image: np.ndarray) 
         picked = _by_region(picked, said, image_size)
     if size is not None:
         measure, sign = size
-        picked = [min(picked, key=lambda w: sign * _measure(w, measure))]
+        # A box read as no letter or digit (a dash, a pictogram, nothing) is not measured against words.
+        legible = [w for w in picked if any(c.isalnum() for c in w.text)]
+        picked = [min(legible or picked, key=lambda w: sign * _measure(w, measure))]
     return picked
