@@ -399,23 +399,19 @@ def test_refiner_zoom_setting_chooses_the_windowed_refinement(monkeypatch):
     assert PipelineConfig().refiner_zoom  # on unless a checkpoint's inference.json turns it off
 
 
-def test_hint_clip_keeps_a_hinted_querys_refined_mask_near_the_hinted_words(monkeypatch):
-    """``hint_clip``: the refined mask of a query whose reading hint shows a word stays within that many
-    pixels of the hint; the coarse answer is untouched, and a query with an empty hint is not clipped."""
-    import dataclasses
+def _open_sign_marked_everywhere(monkeypatch):
+    """A tiny pipeline whose answer and refiner mark the whole image, and a 320×160 white image with
+    "OPEN" at its bottom right (x ≥ 170, y ≥ 90)."""
     import types
 
     from PIL import ImageDraw, ImageFont
 
     import stsam_refiner.predict as predict
-    from text4seg.core.masks import grow_mask
     from text4seg.mllm import generate
 
-    pipe = tiny_pipeline()
     image = Image.new("RGB", (320, 160), "white")
     font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
     ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=font)
-    image = np.asarray(image)
 
     def answer_everywhere(*args, **kwargs):  # an answer that strays over the whole image
         return _fake_answer([[kwargs["labels"][0]] * 4] * 4, ["others", kwargs["labels"][0]])
@@ -426,6 +422,17 @@ def test_hint_clip_keeps_a_hinted_querys_refined_mask_near_the_hinted_words(monk
         "refine_image",
         lambda model, img, **kw: types.SimpleNamespace(mask=np.ones(img.shape[:2], bool)),
     )
+    return tiny_pipeline(), np.asarray(image)
+
+
+def test_hint_clip_keeps_a_hinted_querys_refined_mask_near_the_hinted_words(monkeypatch):
+    """``hint_clip``: the refined mask of a query whose reading hint shows a word stays within that many
+    pixels of the hint; the coarse answer is untouched, and a query with an empty hint is not clipped."""
+    import dataclasses
+
+    from text4seg.core.masks import grow_mask
+
+    pipe, image = _open_sign_marked_everywhere(monkeypatch)
     hinted = dataclasses.replace(pipe.config, reading="hint", refiner_zoom=False)
     monkeypatch.setattr(pipe, "config", hinted)
     unclipped = pipe(image, "the text that says 'open'")
@@ -490,41 +497,23 @@ def test_text_gate_keeps_a_text_querys_refined_mask_where_the_detector_sees_text
     """``text_gate``: a scene-text or referring query's refined mask stays within that many pixels of
     the reader's detector rectangles; the coarse answer is untouched and a semantic query is not gated."""
     import dataclasses
-    import types
 
-    from PIL import ImageDraw, ImageFont
-
-    import stsam_refiner.predict as predict
     from text4seg.backbone.reader import WordReader
     from text4seg.core.masks import grow_mask
-    from text4seg.mllm import generate
 
     pytest.importorskip("onnxruntime")
-    pipe = tiny_pipeline()
-    image = Image.new("RGB", (320, 160), "white")
-    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
-    ImageDraw.Draw(image).text((170, 90), "OPEN", fill="black", font=font)
-    image = np.asarray(image)
-
-    def answer_everywhere(*args, **kwargs):  # an answer, and a refiner, that mark the whole image
-        return _fake_answer([[kwargs["labels"][0]] * 4] * 4, ["others", kwargs["labels"][0]])
-
-    monkeypatch.setattr(generate, "segment", answer_everywhere)
-    monkeypatch.setattr(
-        predict,
-        "refine_image",
-        lambda model, img, **kw: types.SimpleNamespace(mask=np.ones(img.shape[:2], bool)),
-    )
+    pipe, image = _open_sign_marked_everywhere(monkeypatch)
     plain = dataclasses.replace(pipe.config, refiner_zoom=False)
     monkeypatch.setattr(pipe, "config", plain)
     assert pipe(image, "segment the text in this image").mask().all()
     monkeypatch.setattr(pipe, "config", dataclasses.replace(plain, text_gate=3))
-    regions = WordReader().text_regions(image)
+    regions = WordReader().text_regions(image, margin=3)
     ys, xs = np.nonzero(regions)
     assert xs.min() >= 160 and ys.min() >= 80 and regions.mean() < 0.2  # a box around OPEN
+    assert (regions >= grow_mask(WordReader().text_regions(image), 3)).all()  # 3 px around the box
     for query in ("segment the text in this image", "the black word"):
         gated = pipe(image, query)
-        assert np.array_equal(gated.mask(), grow_mask(regions, 3)), query
+        assert np.array_equal(gated.mask(), regions), query
         assert gated.mask(refined=False).all()  # the MLLM's answer as it was
     assert pipe(image, "segment person|car").mask().all()  # not text: never gated
     with pytest.raises(ValueError, match="text_gate"):

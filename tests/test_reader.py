@@ -269,3 +269,20 @@ def test_text_regions_cover_the_words_and_little_else(reader):
     assert regions[image.min(axis=2) < 128].all()  # every pixel of the letters (1.00 when written)
     assert regions.mean() < 1.5 * (x1 - x0) * (y1 - y0) / regions.size  # a box around the word (1.3×)
     assert not reader.text_regions(np.full((64, 64, 3), 255, np.uint8)).any()
+
+
+def test_grow_corners_moves_every_side_outward():
+    pytest.importorskip("cv2")
+    from text4seg.backbone.db_boxes import grow_corners
+
+    def corners(quad):
+        return sorted(map(tuple, np.round(quad, 4).tolist()))
+
+    square = np.array([[10, 10], [20, 10], [20, 20], [10, 20]], np.float32)
+    assert corners(grow_corners(square, 2)) == corners([[8, 8], [22, 8], [22, 22], [8, 22]])
+    assert corners(grow_corners(square[::-1], 2)) == corners(grow_corners(square, 2))  # either winding
+    diamond = np.array([[0, 5], [5, 0], [10, 5], [5, 10]], np.float32)  # sides at 45°
+    assert corners(grow_corners(diamond, np.sqrt(2))) == corners([[-2, 5], [5, -2], [12, 5], [5, 12]])
+    line = np.array([[0, 0], [10, 0], [10, 0], [0, 0]], np.float32)  # no height
+    assert corners(grow_corners(line, 1)) == corners([[-1, -1], [11, -1], [11, 1], [-1, 1]])
+    assert corners(grow_corners(square, 0)) == corners(square)

@@ -332,7 +332,7 @@ class Text4SegPipeline:
         scene-text or referring ``query``; unchanged when the gate is off or the query is semantic."""
         if self.config.text_gate is None or query.task == "semantic":
             return masks
-        near_text = grow_mask(self._word_reader().text_regions(image), self.config.text_gate)
+        near_text = self._word_reader().text_regions(image, margin=self.config.text_gate)
         return {label: mask & near_text for label, mask in masks.items()}
 
     def _snapped(self, grids: dict[str, np.ndarray], hint: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -50,6 +50,14 @@ def order_corners(corners: np.ndarray) -> np.ndarray:
     return np.roll(pts, -int(np.argmax(rightness)), axis=0).copy()
 
 
+def grow_corners(corners: np.ndarray, margin: float) -> np.ndarray:
+    """4×2 float32: the min-area rectangle of the quadrilateral ``corners`` with every side moved
+    ``margin`` pixels outward (as the unclip grows a box), clockwise from the top-left."""
+    cv2 = opencv()
+    (cx, cy), (w, h), angle = cv2.minAreaRect(np.asarray(corners, np.float32).reshape(4, 2))
+    return order_corners(cv2.boxPoints(((cx, cy), (w + 2 * margin, h + 2 * margin), angle)))
+
+
 def _mean_inside(prob: np.ndarray, corners: np.ndarray) -> float:
     """Mean of ``prob`` over the pixels of the polygon ``corners`` (clipped to the map)."""
     cv2 = opencv()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from text4seg.backbone.db_boxes import db_boxes
+from text4seg.backbone.db_boxes import db_boxes, grow_corners
 from text4seg.backbone.onnx_detector import OnnxDetector, check_rgb, onnx_session
 from text4seg.backbone.recognition import (
     CtcReading,
@@ -260,13 +260,16 @@ class WordReader:
         )
         return [np.clip(b.corners * scale, 0, [w, h]).astype(np.float32) for b in found]
 
-    def text_regions(self, image: np.ndarray) -> np.ndarray:
+    def text_regions(self, image: np.ndarray, *, margin: float = 0.0) -> np.ndarray:
         """H×W bool: where the detector sees text in an H×W×3 uint8 RGB image — the rectangles of every
-        view (``detect``: DB post-processing with PaddleOCR's unclip) filled. Nothing is recognized."""
+        view (``detect``: DB post-processing with PaddleOCR's unclip), each grown by ``margin`` pixels
+        on every side, filled. Nothing is recognized. Growing the rectangles, not the filled mask, keeps
+        the cost in the boxes' pixels: a distance transform of a 12 MP photo takes seconds."""
         check_rgb(image)
-        return rasterize(
-            [quad for view in self.views(image) for quad in self.detect(image, view=view)], image.shape[:2]
-        )
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0 pixels, got {margin}")
+        quads = [quad for view in self.views(image) for quad in self.detect(image, view=view)]
+        return rasterize([grow_corners(quad, margin) for quad in quads], image.shape[:2])
 
     def read(self, image: np.ndarray) -> list[ReadWord]:
         """The text of an H×W×3 uint8 RGB image, in reading order; ``ValueError`` for another array."""
