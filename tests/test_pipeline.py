@@ -516,5 +516,10 @@ def test_text_gate_keeps_a_text_querys_refined_mask_where_the_detector_sees_text
         assert np.array_equal(gated.mask(), regions), query
         assert gated.mask(refined=False).all()  # the MLLM's answer as it was
     assert pipe(image, "segment person|car").mask().all()  # not text: never gated
+    monkeypatch.setattr(WordReader, "text_regions", lambda *a, **k: pytest.fail("the detector ran"))
+    empty = {"text": np.zeros(image.shape[:2], bool)}
+    assert (
+        pipe.text_gated(image, empty, interpret_query("text", task="scene_text")) is empty
+    )  # nothing to gate
     with pytest.raises(ValueError, match="text_gate"):
         InferenceSettings(text_gate=-1)

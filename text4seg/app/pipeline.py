@@ -75,7 +75,11 @@ def checkpoint_config(
     With ``announce`` it tells stderr where the settings came from and which flag changed what.
     """
     # None: no flag given; "off": the flag turns an optional setting off (e.g. ``--text-gate off``)
-    overrides = {k: None if v == "off" else v for k, v in (overrides or {}).items() if v is not None}
+    overrides = {
+        k: None if isinstance(v, str) and v == "off" else v
+        for k, v in (overrides or {}).items()
+        if v is not None
+    }
     settings = load_inference_settings(model_dir)
     base = PipelineConfig.from_settings(settings)
     if announce:
@@ -330,8 +334,12 @@ class Text4SegPipeline:
     ) -> dict[str, np.ndarray]:
         """``masks`` kept within ``text_gate`` pixels of where the detector sees text in ``image``, for a
         scene-text or referring ``query``; unchanged when the gate is off or the query is semantic."""
-        if self.config.text_gate is None or query.task == "semantic":
-            return masks
+        if (
+            self.config.text_gate is None
+            or query.task == "semantic"
+            or not any(m.any() for m in masks.values())
+        ):
+            return masks  # nothing to gate: the detector is not run
         near_text = self._word_reader().text_regions(image, margin=self.config.text_gate)
         return {label: mask & near_text for label, mask in masks.items()}
 
