@@ -40,7 +40,7 @@ CONFIG_NAME = "conversation_config.json"
 """The ``ConversationConfig`` the rows were built with, saved next to them."""
 CONTENT_KINDS = ("content", "none_content")
 """Synthetic referring kinds that name a word (``data_builders.synthetic.referring.KINDS``)."""
-ATTRIBUTE_KINDS = ("colour", "colour_multi", "position", "largest", "smallest", "plate", "all")
+ATTRIBUTE_KINDS = ("colour", "colour_multi", "position", "extreme", "largest", "smallest", "plate", "all")
 """Synthetic referring kinds whose words ``text4seg.core.selection.select_words`` picks at inference."""
 
 

@@ -3,12 +3,21 @@
 import numpy as np
 
 from data_builders.synthetic import Instance
-from data_builders.synthetic.referring import candidate_expressions, no_target_expressions, sample_expressions
+from data_builders.synthetic.phrasings import pool
+from data_builders.synthetic.referring import (
+    ReferringExpression,
+    candidate_expressions,
+    no_target_expressions,
+    rephrase,
+    sample_expressions,
+)
+from text4seg.core.reading import SeenWord
+from text4seg.core.selection import select_words
 
 
-def inst(text, colour, position, area, *, plate="", curved=False):
+def inst(text, colour, position, area, *, plate="", curved=False, box=(0, 0, 1, 1)):
     return Instance(
-        text=text, box=(0, 0, 1, 1), colour=colour, size="medium", position=position, orientation="horizontal",
+        text=text, box=box, colour=colour, size="medium", position=position, orientation="horizontal",
         angle=0.0, curved=curved, perspective=False, font="regular sans", font_family="DejaVuSans", plate=plate,
         outline=False, shadow=False, low_contrast=False, area=area,
     )  # fmt: skip
@@ -49,6 +58,32 @@ def test_ambiguous_size_is_not_called_largest():
     close = [inst("A", "red", "top", 100), inst("B", "blue", "bottom", 120)]
     kinds = {e.kind for e in candidate_expressions(close)}
     assert "largest" not in kinds and "smallest" not in kinds
+
+
+def test_extremes_are_said_only_when_no_other_box_shares_that_row_or_column():
+    # x0, y0, x1, y1 on a 200 px canvas: TOP lies wholly above the others; LEFT and MID share rows, so
+    # nothing is "bottommost"; RIGHT shares columns with nothing on its right
+    scene = [
+        inst("TOP", "red", "top", 300, box=(60, 10, 120, 30)),
+        inst("LEFT", "blue", "center", 300, box=(10, 90, 50, 130)),
+        inst("MID", "green", "center", 300, box=(70, 100, 130, 140)),
+        inst("RIGHT", "pink", "center", 300, box=(150, 60, 190, 80)),
+    ]
+    extremes = {e.slot: e.targets for e in candidate_expressions(scene) if e.kind == "extreme"}
+    assert extremes == {"top": (0,), "left": (1,), "right": (3,)}
+    # every phrasing, train and held out, is read by the inference-side selector as the same word
+    words = [SeenWord(text=x.text, box=tuple(float(v) for v in x.box)) for x in scene]
+    image = np.zeros((200, 200, 3), np.uint8)
+    for side, targets in extremes.items():
+        expression = ReferringExpression(sentence="", targets=targets, kind="extreme", slot=side)
+        for split in ("train", "heldout"):
+            rng = np.random.default_rng(0)
+            said = {rephrase([expression], split=split, rng=rng)[0].sentence for _ in range(60)}
+            assert len(said) == len(pool("extreme", split))  # every template drawn
+            for sentence in said:
+                assert [w.text for w in select_words(words, sentence, image)] == [scene[targets[0]].text], (
+                    sentence
+                )
 
 
 def test_no_target_expressions_match_nothing():

@@ -18,6 +18,7 @@ def test_canonical_sentences_are_the_fixed_ones_every_older_corpus_holds():
     assert phrase("position", "center") == "the text in the center"
     assert phrase("plate", "blue") == "the text on the blue sign"
     assert phrase("none_colour", "pink") == "the pink word"
+    assert phrase("extreme", "left") == "the leftmost word"
     assert [phrase(k, "") for k in ("largest", "smallest", "curved", "all")] == [
         "the largest word", "the smallest word", "the curved text", "all the text",
     ]  # fmt: skip
@@ -27,9 +28,13 @@ def test_canonical_sentences_are_the_fixed_ones_every_older_corpus_holds():
 def test_pools_are_disjoint_and_every_template_names_its_slot(kind):
     train, heldout = set(pool(kind, "train")), set(pool(kind, "heldout"))
     assert train and heldout and not train & heldout
-    slot = {"content": "OPEN", "none_content": "OPEN", "position": "top left"}.get(kind, "teal")
+    slot = {"content": "OPEN", "none_content": "OPEN", "position": "top left", "extreme": "left"}.get(
+        kind, "teal"
+    )
     for template in train | heldout:
-        sentence = template.format(slot=slot, at="at the top left", where="top left")
+        sentence = template.format(
+            slot=slot, at="at the top left", where="top left", most="leftmost", alt="left-most"
+        )
         if kind not in ("largest", "smallest", "curved", "all"):
             assert slot in sentence, (kind, template)
 

@@ -63,6 +63,11 @@ def test_word_colours_name_the_ink_and_the_surface(scene):
         ("the leftmost word", ["OPEN"]),
         ("the rightmost word", ["EXIT"]),
         ("the lowest text", ["bar"]),
+        ("the word nearest the left edge", ["OPEN"]),
+        ("the text closest to the top", ["EXIT"]),
+        ("the right-most word", ["EXIT"]),
+        ("the word furthest to the bottom", ["bar"]),
+        ("the word nearest the top left corner", ["OPEN"]),  # two sides: the top-left ninth, a region
         ("the largest text", ["HOTEL"]),
         ("the smallest word", ["bar"]),
         ("the blue word at the top", ["EXIT"]),

@@ -18,7 +18,8 @@ import numpy as np
 PHRASING_SPLITS = ("canonical", "train", "heldout")
 
 # {slot}: the expression's slot as named in the scene (colour, word, sign colour);
-# {at}: a position as a phrase ("at the top left", "in the center"); {where}: the bare position.
+# {at}: a position as a phrase ("at the top left", "in the center"); {where}: the bare position;
+# {most}, {alt}: a side as an extreme ("topmost", "highest"; ``_EXTREME_WORDS``).
 _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
     "content": {
         "train": ("the word '{slot}'", "the text reading '{slot}'", "the word {slot}", "'{slot}'",
@@ -37,6 +38,11 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
     "position": {
         "train": ("the text {at}", "the word {at}", "the writing {at}", "what is written {at}"),
         "heldout": ("the {where} text", "the text located {at}", "the word placed {at}"),
+    },
+    "extreme": {
+        "train": ("the {most} word", "the {most} writing", "the {alt} text", "the word nearest the {slot} edge",
+                  "the text closest to the {slot}", "the word furthest to the {slot}"),
+        "heldout": ("the {most} text", "the {alt} word", "the writing closest to the {slot} edge"),
     },
     "largest": {
         "train": ("the largest word", "the biggest text", "the word in the largest letters"),
@@ -58,6 +64,10 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
         "train": ("all the text", "every word", "all words", "all of the text"),
         "heldout": ("all of the writing", "each word in the image"),
     },
+}  # fmt: skip
+_EXTREME_WORDS = {
+    "top": ("topmost", "highest"), "bottom": ("bottommost", "lowest"),
+    "left": ("leftmost", "left-most"), "right": ("rightmost", "right-most"),
 }  # fmt: skip
 _SAME_AS = {"none_colour": "colour", "none_content": "content"}
 """No-target kinds are said like the kinds they fail to match."""
@@ -83,4 +93,5 @@ def phrase(kind: str, slot: str, *, split: str = "canonical", rng: np.random.Gen
     if len(templates) > 1 and rng is None:
         raise ValueError(f"phrasing split {split!r} draws among templates: pass an rng")
     template = templates[0] if len(templates) == 1 else templates[int(rng.integers(len(templates)))]
-    return template.format(slot=slot, at=at_phrase(slot), where=slot)
+    most, alt = _EXTREME_WORDS.get(slot, (slot, slot))
+    return template.format(slot=slot, at=at_phrase(slot), where=slot, most=most, alt=alt)

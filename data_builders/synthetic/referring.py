@@ -18,8 +18,8 @@ from data_builders.synthetic.colours import NAMES as COLOUR_NAMES
 from data_builders.synthetic.phrasings import phrase
 from data_builders.synthetic.scene import Instance
 
-KINDS = ("content", "colour", "colour_multi", "position", "largest", "smallest", "plate", "curved", "all")
-KINDS += ("none_colour", "none_content")
+KINDS = ("content", "colour", "colour_multi", "position", "extreme", "largest", "smallest", "plate", "curved")
+KINDS += ("all", "none_colour", "none_content")
 _AREA_MARGIN = 1.5  # "largest" only when it beats the runner-up by this factor, so a person would agree
 
 
@@ -77,6 +77,22 @@ def _ranked(instances: Sequence[Instance]) -> list[ReferringExpression]:
     return out
 
 
+def _extremes(instances: Sequence[Instance]) -> list[ReferringExpression]:
+    """The word furthest towards a side ("the topmost word", "the rightmost text"), said only when its box
+    lies wholly beyond every other box on that axis (no row, or column, shared), so that a person would
+    agree which word it is."""
+    if len(instances) < 2:
+        return []
+    out = []
+    for side, axis, sign in (("top", 1, 1), ("bottom", 1, -1), ("left", 0, 1), ("right", 0, -1)):
+        # each box's extent on the axis, measured from that side: (nearer edge, further edge)
+        spans = [sorted((sign * x.box[axis], sign * x.box[axis + 2])) for x in instances]
+        best = min(range(len(spans)), key=lambda i: sum(spans[i]))
+        if all(spans[best][1] <= span[0] for i, span in enumerate(spans) if i != best):
+            out.append(_canonical("extreme", (best,), side))
+    return out
+
+
 def candidate_expressions(instances: Sequence[Instance]) -> list[ReferringExpression]:
     """Every unambiguous expression for these instances (deterministic order)."""
     out: list[ReferringExpression] = []
@@ -92,6 +108,7 @@ def candidate_expressions(instances: Sequence[Instance]) -> list[ReferringExpres
     for position, idx in _by(instances, lambda x: x.position).items():
         if len(idx) == 1:
             out.append(_canonical("position", tuple(idx), position))
+    out.extend(_extremes(instances))
     out.extend(_ranked(instances))
     plates = [i for i, x in enumerate(instances) if x.plate]
     if len(plates) == 1:

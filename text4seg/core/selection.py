@@ -9,7 +9,8 @@ The counterpart of ``reading.matching_words`` for queries that name no word. The
   text on the red sign" asks the surface's colour instead.
 - **position**: a 3×3 region ("at the top left", "in the center": the words whose box centre lies in
   that ninth, else the one nearest to its centre) or an extreme ("the topmost text", "the leftmost
-  word": the word whose centre is furthest that way).
+  word", "the word nearest the left edge", "the text closest to the top": the word whose centre is
+  furthest that way).
 - **size**: the largest / smallest box ("the biggest text"), the tallest / shortest, the longest /
   widest, among the boxes read as holding a letter or digit (all of them when none is): the reader's
   boxes around a dash, a pictogram or nothing it can read are the smallest of a photo.
@@ -48,6 +49,17 @@ _EXTREMES = {
     "bottommost": (1, -1), "lowermost": (1, -1), "lowest": (1, -1),
     "leftmost": (0, 1), "rightmost": (0, -1),
 }  # fmt: skip
+# "the word nearest the left edge", "the text closest to the top", "the left-most word": one side named
+# with one of these is an extreme too (two sides, "nearest the top left corner", stay a region)
+_EXTREME_CUES = frozenset("most furthest farthest nearest closest edge".split())
+_SIDES = {
+    "top": (1, 1),
+    "upper": (1, 1),
+    "bottom": (1, -1),
+    "lower": (1, -1),
+    "left": (0, 1),
+    "right": (0, -1),
+}
 # size word -> (measure, sign): the picked word has the smallest sign * measure
 _SIZES = {
     "largest": ("area", -1), "biggest": ("area", -1), "big": ("area", -1), "large": ("area", -1),
@@ -163,6 +175,9 @@ def select_words(words: Sequence[SeenWord], expression: str, image: np.ndarray) 
     colours = colour_names(expression)
     regional = any(w in _ROWS or w in _COLS for w in said)
     extreme = next((_EXTREMES[w] for w in said if w in _EXTREMES), None)
+    sides = {_SIDES[w] for w in said if w in _SIDES}
+    if extreme is None and _EXTREME_CUES & set(said) and len(sides) == 1:
+        extreme = sides.pop()
     size = next((_SIZES[w] for w in said if w in _SIZES), None)
     if not colours and not regional and extreme is None and size is None:
         return list(words) if _ALL_WORDS & set(said) else None
