@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from text4seg.backbone import registry
 from text4seg.backbone.reader import ReaderConfig, ReadWord, WordReader, reading_order
 from text4seg.backbone.recognition import ctc_greedy, load_characters, word_spans
+from text4seg.core.spotting import word_log_likelihood
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOY = FIXTURES / "real_photos" / "icdar2015_toy"
@@ -78,6 +79,9 @@ def test_reads_a_drawn_word_with_its_box(reader):
     words = reader.read(image)
     assert [w.text for w in words] == ["OPEN"]
     assert words[0].score > 0.9
+    # its recognizer steps, kept for word spotting, spell it and not another word
+    assert word_log_likelihood(words[0].spotting, "open") > -0.5
+    assert word_log_likelihood(words[0].spotting, "shut") < -5
     assert _iou(words[0].box, drawn) > 0.5
     x0, y0, x1, y1 = words[0].box
     assert x0 <= drawn[0] and y0 <= drawn[1] and x1 >= drawn[2] and y1 >= drawn[3]
@@ -91,7 +95,7 @@ def test_boxes_read_as_nothing_are_kept_only_when_asked(monkeypatch):
 
     image, drawn = _open_sign()
     nothing = ctc_greedy(np.eye(3, dtype=np.float32)[[0, 0, 0]], ["a", "b"])  # blanks only
-    monkeypatch.setattr(reader_module, "ctc_greedy", lambda probs, characters: nothing)
+    monkeypatch.setattr(reader_module, "ctc_greedy", lambda probs, characters, table=None: nothing)
     assert WordReader(config=ReaderConfig(threads=1, min_score=0.0)).read(image) == []
     assert WordReader(config=ReaderConfig(threads=1, min_score=0.5, keep_unread=True)).read(image) == []
     kept = WordReader(config=ReaderConfig(threads=1, min_score=0.0, keep_unread=True)).read(image)

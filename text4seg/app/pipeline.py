@@ -36,7 +36,14 @@ from text4seg.core.io import as_rgb_array
 from text4seg.core.masks import grid_from_mask, grow_mask, snap_cells, upsample_grid
 from text4seg.core.metrics import mask_box
 from text4seg.core.query import Query, interpret_query
-from text4seg.core.reading import CLOSEST_RATIO, SeenWord, hint_mask, matching_words, reading_context
+from text4seg.core.reading import (
+    CLOSEST_RATIO,
+    SPOT_FLOOR,
+    SeenWord,
+    hint_mask,
+    matching_words,
+    reading_context,
+)
 from text4seg.core.selection import select_words
 from text4seg.core.templates import build_inputs, get_template_set
 from text4seg.core.visualize import overlay_masks
@@ -379,10 +386,17 @@ class Text4SegPipeline:
                 return "", None if picked is None else hint_mask(picked, image.shape[:2])
             # "the red word": a hint model is shown the pixels of the colours named (None: none named)
             return "", colour_hint(image, query.target) if hint_model and self.config.colour_hint else None
-        words = self._read(image)
         if hint_model:
-            named = matching_words(words, named_words(query.target), closest=CLOSEST_RATIO)
+            # Spotting scores every box read, however unsure; the text is matched on confident ones only.
+            named = matching_words(
+                self._read(image, every_box=True),
+                named_words(query.target),
+                closest=CLOSEST_RATIO,
+                spot=SPOT_FLOOR,
+                min_score=ReaderConfig().min_score,
+            )
             return "", hint_mask(named, image.shape[:2])
+        words = self._read(image)
         context = reading_context(
             words,
             image_size=image.shape[:2],
@@ -403,7 +417,7 @@ class Text4SegPipeline:
         unsure to match a named word (an attribute query needs where the words are, not what they say)."""
         floor = 0.0 if every_box else ReaderConfig().min_score
         return [
-            SeenWord(text=w.text, box=w.box, polygon=w.polygon)
+            SeenWord(text=w.text, box=w.box, polygon=w.polygon, score=w.score, spotting=w.spotting)
             for w in self._word_reader().read(image)
             if w.score >= floor
         ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from text4seg.backbone.onnx_detector import OnnxDetector, check_rgb, onnx_sessio
 from text4seg.backbone.recognition import (
     CtcReading,
     ctc_greedy,
+    fold_table,
     load_characters,
     recognizer_batch,
     rectify,
@@ -50,6 +51,10 @@ class ReadWord:
     """(x0, y0, x1, y1) in the input image's pixels, x1/y1 exclusive, clipped to the image."""
     polygon: tuple[tuple[float, float], ...]
     """The 4 corners (x, y) of the min-area rectangle, clockwise from the text's top-left."""
+    spotting: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """T×``spotting.COLUMNS`` folded log-probabilities of the recognizer steps this word was read
+    from (``text4seg.core.spotting``: how likely they spell a word a query names); None for a box
+    read as nothing."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,12 +198,14 @@ class WordReader:
         self._recognizer = None
         self._classifier = None
         self._characters: list[str] = []
+        self._fold: np.ndarray | None = None  # the recognizer's classes → spotting columns
 
     def _recognizer_session(self):
         if self._recognizer is None:
             onnx, dictionary = locate_recognizer(self.config.recognizer)
             session = onnx_session(onnx, threads=self.config.threads)
             self._characters = load_characters(dictionary, int(session.get_outputs()[0].shape[-1]))
+            self._fold = fold_table(self._characters)
             self._recognizer = session
         return self._recognizer
 
@@ -323,7 +330,7 @@ class WordReader:
             for (crop, _), probs in zip(chunk, session.run(None, {name: x})[0], strict=True):
                 # Input pixels per CTC step over the crop's width there: steps → fractions of the box.
                 step = x.shape[3] / len(probs) / min(x.shape[3], resized_width(crop, height=spec.height))
-                out.append((ctc_greedy(probs, self._characters), step))
+                out.append((ctc_greedy(probs, self._characters, self._fold), step))
         return out
 
     @property
@@ -347,8 +354,14 @@ class WordReader:
         for text, score, left, right in spans:
             if score >= self.config.min_score:
                 quad = sub_rectangle(corners, min(1.0, left * step), min(1.0, right * step))
-                words.append(_word(text, score, quad, *size))
+                steps = None if reading.folded is None else reading.folded[math.floor(left) : _end(right)]
+                words.append(_word(text, score, quad, *size, spotting=steps))
         return words
+
+
+def _end(right: float) -> int | None:
+    """The slice end of a word's steps: None (to the last step) for the last word of a line."""
+    return None if math.isinf(right) else math.ceil(right)
 
 
 def _confidence(reading: CtcReading) -> float:
@@ -380,11 +393,14 @@ def merge_views(first: list[ReadWord], second: list[ReadWord], *, overlap: float
     return kept
 
 
-def _word(text: str, score: float, quad: np.ndarray, height: int, width: int) -> ReadWord:
+def _word(
+    text: str, score: float, quad: np.ndarray, height: int, width: int, *, spotting: np.ndarray | None = None
+) -> ReadWord:
     x0, y0 = np.floor(quad.min(axis=0)).astype(int)
     x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
     box = (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
-    return ReadWord(text=text, score=score, box=box, polygon=tuple((float(x), float(y)) for x, y in quad))
+    polygon = tuple((float(x), float(y)) for x, y in quad)
+    return ReadWord(text=text, score=score, box=box, polygon=polygon, spotting=spotting)
 
 
 def read_words(image: np.ndarray, *, reader: WordReader | None = None) -> list[ReadWord]:

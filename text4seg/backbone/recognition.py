@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from text4seg.backbone.db_boxes import opencv
+from text4seg.core.spotting import BLANK, COLUMNS, fold_character
 
 
 def load_characters(path: Path, classes: int) -> list[str]:
@@ -33,6 +34,16 @@ def load_characters(path: Path, classes: int) -> list[str]:
     return characters
 
 
+def fold_table(characters: list[str]) -> np.ndarray:
+    """C×``spotting.COLUMNS`` float32 0/1: which folded column (``text4seg.core.spotting``) each of the
+    recognizer's classes adds its probability to (class 0, the CTC blank, to ``BLANK``)."""
+    table = np.zeros((len(characters), COLUMNS), np.float32)
+    table[0, BLANK] = 1.0
+    for index, character in enumerate(characters[1:], start=1):
+        table[index, fold_character(character)] = 1.0
+    return table
+
+
 @dataclass(frozen=True)
 class CtcReading:
     """A greedy CTC decoding of one T×C sequence: one entry per decoded character."""
@@ -45,10 +56,14 @@ class CtcReading:
     """len(text) int: the step where each character's run begins."""
     ends: np.ndarray
     """len(text) int: the step after each character's run ends."""
+    folded: np.ndarray | None = None
+    """T×``spotting.COLUMNS`` float32 log-probabilities of the steps folded onto the spotting alphabet
+    (``text4seg.core.spotting``), when ``ctc_greedy`` was given a ``fold_table``."""
 
 
-def ctc_greedy(probs: np.ndarray, characters: list[str]) -> CtcReading:
-    """Best class per step of a T×C probability sequence, runs of one class merged, blanks dropped."""
+def ctc_greedy(probs: np.ndarray, characters: list[str], table: np.ndarray | None = None) -> CtcReading:
+    """Best class per step of a T×C probability sequence, runs of one class merged, blanks dropped;
+    with ``table`` (``fold_table``) the steps folded for word spotting too."""
     best = probs.argmax(axis=1)
     starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
     ends = np.r_[starts[1:], len(best)]
@@ -59,6 +74,7 @@ def ctc_greedy(probs: np.ndarray, characters: list[str]) -> CtcReading:
         confidences=probs[starts, best[starts]].astype(np.float32),
         starts=starts,
         ends=ends,
+        folded=None if table is None else np.log(probs @ table + 1e-12).astype(np.float32),
     )
 
 
