@@ -43,7 +43,7 @@ def test_single_target_expressions_read_through_the_refcoco_reader(exported):
     records = list(build_reader("refcoco", root=layout).records("val"))
     assert counts["refs"] == len(single) == len(records) > 0
     assert [r.text for r in records] == [e["sentence"] for e in single]
-    heldout = {t for kind in ("content", "colour", "position", "largest", "smallest", "plate", "curved")
+    heldout = {t for kind in ("content", "colour", "position", "extreme", "largest", "smallest", "plate", "curved")
                for t in pool(kind, "heldout")}  # fmt: skip
     assert all(any(_matches(r.text, t) for t in heldout) for r in records)
 
