@@ -66,7 +66,8 @@ Chosen on the referring selection split (``data/s23/refer_select``, 78 content q
 46 / 47 / 49 / **50** / 51 / 50 at floors −2 / −3 / −4 / −5 / −6 / −7, where −7 first hints a word
 that is not in the image (−6 hints 5 more words than −5 for one more hit). On that split the steps of
 a word the query does not name spell it at a median −8.3 (95th percentile −4.8, 223 words); those of
-the named word, where one was found, at a median −0.45."""
+the named word, where one was found, at a median −0.45. Boxes whose steps decoded to nothing keep no
+steps: scored too, they hint 2 of the 10 absent words at −5 and find no further target."""
 WORD_LABEL = "word"
 """Label of a word's cells in the ``runs`` style."""
 MAX_WORDS = 12
