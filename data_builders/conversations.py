@@ -40,8 +40,11 @@ CONFIG_NAME = "conversation_config.json"
 """The ``ConversationConfig`` the rows were built with, saved next to them."""
 CONTENT_KINDS = ("content", "none_content")
 """Synthetic referring kinds that name a word (``data_builders.synthetic.referring.KINDS``)."""
-ATTRIBUTE_KINDS = ("colour", "colour_multi", "position", "extreme", "largest", "smallest", "plate", "all")
-"""Synthetic referring kinds whose words ``text4seg.core.selection.select_words`` picks at inference."""
+ATTRIBUTE_KINDS = (
+    "colour", "colour_multi", "position", "extreme", "largest", "smallest", "plate", "all", "none_colour"
+)  # fmt: skip
+"""Synthetic referring kinds whose words ``text4seg.core.selection.select_words`` picks at inference
+("none_colour": "the green word" with nothing green, whose target words, and so its hint, are none)."""
 
 
 @dataclass(frozen=True, kw_only=True)

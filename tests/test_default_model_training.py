@@ -384,7 +384,9 @@ def test_a_reading_adapter_trains_on_rows_with_a_hint_and_is_on_only_for_a_read_
         )  # half the rows name a word that was read, half do not
         for k in range(6)
     ]  # fmt: skip
-    assert len(hinted_rows(save_conversations(samples, tmp_path / "conv", hint=True))) == 3
+    rows = save_conversations(samples, tmp_path / "conv", hint=True)
+    # Half the rows show a word; with the empty hints every row, as every one asked the reader.
+    assert len(hinted_rows(rows)) == 3 and len(hinted_rows(rows, empty=True)) == 6
     train = FullTrainConfig(
         model_path=str(tmp_path / "grown"), head_path=str(tmp_path / "head.safetensors"), data=str(tmp_path / "conv"),
         output_dir=str(tmp_path / "mllm"), steps=2, batch_size=2, log_every=1, save_every=2, calibrate=False,
@@ -398,6 +400,12 @@ def test_a_reading_adapter_trains_on_rows_with_a_hint_and_is_on_only_for_a_read_
     assert any("lora_" in name for name in adapter) and any("extra" in name for name in adapter)
     assert load_inference_settings(out).reading_adapter
     assert train_full(replace(train, steps=3))["step"] == 3  # resumes the adapter, not a fresh one
+    # With the empty-hint rows too: the checkpoint tells the pipeline to switch it on for those queries.
+    train_full(replace(train, steps=1, empty_hint_rows=True, output_dir=str(tmp_path / "mllm_empty")))
+    assert load_inference_settings(tmp_path / "mllm_empty" / "model").empty_hint_adapter
+    assert not load_inference_settings(out).empty_hint_adapter
+    with pytest.raises(ValueError, match="set both"):
+        replace(train, hinted_rows_only=False, empty_hint_rows=True)
 
     plain, loaded = load_mllm(tmp_path / "grown"), load_mllm(out)
     model = load_reading_adapter(loaded.model, out)

@@ -334,7 +334,8 @@ def test_content_queries_of_a_hint_model_show_the_named_words_outline(monkeypatc
 def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch):
     """With ``attribute_hint`` a colour, position or size query gets the outlines of the read words it
     picks (text4seg.core.selection) as the hint; one that picks nothing an empty hint; one that names
-    no attribute none."""
+    no attribute none. The reading adapter answers a hint with a word, and with ``empty_hint_adapter``
+    an empty hint too."""
     import dataclasses
 
     from PIL import ImageDraw, ImageFont
@@ -349,8 +350,11 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
     draw.text((170, 130), "SHOP", fill=(30, 80, 210), font=font)  # blue, bottom right
     asked = []
 
+    adapter = []
+
     def spy(*args, **kwargs):
         asked.append(kwargs["hint"])
+        adapter.append(kwargs["adapter"])
         return _fake_answer([["others"] * 4] * 4, ["others", "x"])
 
     monkeypatch.setattr(generate, "segment", spy)
@@ -364,6 +368,16 @@ def test_attribute_queries_of_a_hint_model_show_the_words_they_pick(monkeypatch)
     assert xs.max() <= 170 and ys.max() <= 70  # OPEN's outline only
     assert green.shape == (200, 320) and not green.any()
     assert curved is None
+    assert adapter == [None] * 4  # generate.segment's rule: on for a hint with a read word
+    monkeypatch.setattr(
+        pipe, "config", dataclasses.replace(pipe.config, reading_adapter=True, empty_hint_adapter=True)
+    )
+    for query in ("the blue word", "the green word", "the curved text"):
+        pipe(np.asarray(image), query)
+    assert adapter[4:] == [True, True, False]
+    with pytest.raises(ValueError, match="needs reading_adapter"):
+        dataclasses.replace(pipe.config, reading_adapter=False)
+    monkeypatch.setattr(pipe, "config", dataclasses.replace(pipe.config, empty_hint_adapter=False))
     assert np.array_equal(pipe.query_hint(image, "the blue word"), blue)  # what the benchmarks ask
     assert pipe.query_hint(image, "segment the text in this image") is None
     # A model trained with scene-text hints: "segment the text" shows every word read.

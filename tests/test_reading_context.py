@@ -234,7 +234,8 @@ def test_with_colour_hint_colour_rows_show_their_colours_pixels(tmp_path):
 
 def test_with_attribute_hint_attribute_rows_show_their_targets_outlines(tmp_path):
     """colour / position / size rows show the outlines of their target words (the words the selector
-    picks at inference); a no-target colour row shows none; content rows still show the named words."""
+    picks at inference); a no-target colour row shows an empty hint (it asked, nothing is picked);
+    content rows still show the named words."""
     from data_builders.conversations import ATTRIBUTE_KINDS, word_outline
     from data_builders.synthetic.writers import decode_rle
     from text4seg.core.reading import hint_mask
@@ -243,7 +244,7 @@ def test_with_attribute_hint_attribute_rows_show_their_targets_outlines(tmp_path
     rows = list(build(cfg, n=12, out=tmp_path / "arrow", seed=3, workers=1))
     conv = ConversationConfig(grid_sizes=(8,), grid_rule="area", area_threshold=0.03, grid_regions=True,
                               reading="hint", attribute_hint=True, max_referring=4)  # fmt: skip
-    shown = 0
+    shown = nothing = 0
     for i, row in enumerate(rows):
         exprs = row["referring"][: conv.max_referring]
         made = conversations_from_synthetic(
@@ -251,9 +252,12 @@ def test_with_attribute_hint_attribute_rows_show_their_targets_outlines(tmp_path
         )
         for sample, expr in zip([s for s in made if s.task == "referring"], exprs, strict=True):
             if expr["kind"] not in ATTRIBUTE_KINDS:
-                assert expr["kind"] not in ("none_colour", "curved") or sample.hint is None
+                assert expr["kind"] != "curved" or sample.hint is None
                 continue
             assert sample.hint is not None and sample.hint.shape == (96, 96)
+            if expr["kind"] == "none_colour":
+                assert not sample.hint.any(), expr
+                nothing += 1
             outlines = hint_mask(
                 [SeenWord(text="", box=(0, 0, 0, 0), polygon=word_outline(decode_rle(row["instance_masks"][t])))
                  for t in expr["targets"]], (96, 96)
@@ -261,7 +265,7 @@ def test_with_attribute_hint_attribute_rows_show_their_targets_outlines(tmp_path
             if sample.hint.any():  # the targets' outlines (a word may be dropped, as a reader misses it)
                 assert (outlines[sample.hint > 0] > 0).all(), expr
                 shown += 1
-    assert shown >= 5
+    assert shown >= 5 and nothing >= 1
     with pytest.raises(ValueError, match="choose one"):
         ConversationConfig(reading="hint", attribute_hint=True, colour_hint=True)
     with pytest.raises(ValueError, match="need reading: hint"):

@@ -241,7 +241,7 @@ class Text4SegPipeline:
                 model_dir, overrides=overrides, announce=model is not None or bool(overrides)
             )
         mllm = load_mllm(model_dir, device_map=device)
-        if config.reading_adapter:  # switched on per query, by a hint with a read word (generate.segment)
+        if config.reading_adapter:  # switched on per query, by its hint (generate.segment)
             mllm = dataclasses.replace(mllm, model=load_reading_adapter(mllm.model, model_dir))
         refiner_path = default.refiner if refiner is None else refiner
         stsam = None
@@ -456,6 +456,7 @@ class Text4SegPipeline:
             on_row=on_row,
             context=context,
             hint=hint,
+            adapter=(hint is not None) if self.config.empty_hint_adapter else None,
         )
         # segment() times generation itself; the rest of the call is prompt building and parsing.
         return result, result.seconds, time.perf_counter() - start - result.seconds

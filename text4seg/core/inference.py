@@ -72,6 +72,10 @@ class InferenceSettings(Config):
     """The checkpoint holds a peft adapter (``reading_adapter/``) switched on only for a query whose
     reading hint shows a read word (``reading: hint``); every other query, and every query under another
     reading mode, is answered by the checkpoint's own weights."""
+    empty_hint_adapter: bool = False
+    """With ``reading_adapter``: the adapter is also on for a query that asked the reader and got an empty
+    hint (no read word is named or picked), as an adapter trained with ``empty_hint_rows`` learned to
+    answer it; False: such a query is answered by the checkpoint's own weights."""
     hint_clip: int | None = None
     """With ``reading: hint``: the refined mask of a query whose hint shows a read word is kept within
     that many pixels of the hint (the read words' outlines); None: not clipped. The answer of a hinted
@@ -113,6 +117,10 @@ class InferenceSettings(Config):
             raise ValueError(f"hint_clip {self.hint_clip} must be >= 0 pixels, or null for no clipping")
         if self.text_gate is not None and self.text_gate < 0:
             raise ValueError(f"text_gate {self.text_gate} must be >= 0 pixels, or null for no gating")
+        if self.empty_hint_adapter and not self.reading_adapter:
+            raise ValueError(
+                "empty_hint_adapter switches a reading adapter on: it needs reading_adapter: true"
+            )
         if self.hint_snap < 0:
             raise ValueError(f"hint_snap {self.hint_snap} must be >= 0 cell rows")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:

@@ -89,9 +89,15 @@ class FullTrainConfig(CosineTrainingArguments):
     queries with a read word. 0: train the model's own weights."""
     hinted_rows_only: bool = False
     """Train only on the rows whose reading hint shows a word (what a reading adapter is for)."""
+    empty_hint_rows: bool = False
+    """With ``hinted_rows_only``: also the rows whose query asked the reader and got an empty hint (the
+    named word absent or missed, nothing of the named colour); the checkpoint's ``inference.json`` then
+    says ``empty_hint_adapter``, so the pipeline switches the adapter on for those queries too."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.empty_hint_rows and not (self.hinted_rows_only and self.reading_adapter_rank):
+            raise ValueError("empty_hint_rows adds rows to a reading adapter's hinted_rows_only: set both")
         if self.reading_adapter_rank < 0:
             raise ValueError(f"reading_adapter_rank {self.reading_adapter_rank} must be >= 0")
         if self.vision_lr < 0 or self.aux_weight < 0:
@@ -139,12 +145,17 @@ def calibrate_projector(model, pixel_values) -> dict[str, float]:
     return {"feature_norm": feature_norm, "image_norm_before": image_norm, "text_norm": text_norm}
 
 
-def hinted_rows(rows):
-    """The rows whose reading hint (the ``hint`` column) has a non-zero pixel."""
+def hinted_rows(rows, *, empty: bool = False):
+    """The rows whose reading hint (the ``hint`` column) has a non-zero pixel; ``empty``: also those
+    with an all-zero hint (rows without a hint have none: their query never asks the reader)."""
     if "hint" not in rows.column_names:
         raise ValueError("hinted_rows_only: the rows have no hint column (build them with reading: hint)")
     hints = rows.select_columns(["hint"])
-    keep = [i for i, row in enumerate(hints) if row["hint"] is not None and np.asarray(row["hint"]).max() > 0]
+    keep = [
+        i
+        for i, row in enumerate(hints)
+        if row["hint"] is not None and (empty or np.asarray(row["hint"]).max() > 0)
+    ]
     if not keep:
         raise ValueError("hinted_rows_only: no row has a non-empty hint")
     return rows.select(keep)
@@ -246,7 +257,9 @@ class _Trainer:
                 raise ValueError(
                     f"a reading adapter answers the reading hint; the rows say reading: {self.settings.reading}"
                 )
-            self.settings = dataclasses.replace(self.settings, reading="hint", reading_adapter=True)
+            self.settings = dataclasses.replace(
+                self.settings, reading="hint", reading_adapter=True, empty_hint_adapter=cfg.empty_hint_rows
+            )
             self.model = (
                 load_reading_adapter(self.model, source, trainable=True)
                 if self.resume
@@ -266,7 +279,7 @@ class _Trainer:
         }
         self.settings = dataclasses.replace(self.settings, **rows_grid(taught, rows_config, self.settings))
         if cfg.hinted_rows_only:
-            self.rows = hinted_rows(self.rows)
+            self.rows = hinted_rows(self.rows, empty=cfg.empty_hint_rows)
         self.collator = ChatCollator(processor=self.processor, max_length=cfg.max_length)
         self.run_starts = run_start_ids(self.processor.tokenizer)
         self.features = {}

@@ -125,6 +125,7 @@ def segment(
     on_row: Callable[[RowUpdate], None] | None = None,
     context: str = "",
     hint=None,
+    adapter: bool | None = None,
 ) -> CoarseMaskResult:
     """Segment `query` in `image` (HWC uint8 array or PIL image) with the MLLM.
 
@@ -138,8 +139,9 @@ def segment(
     context: a line put after the image token's line (``text4seg.core.reading``: the words read), for a
         model trained with it; "" leaves the prompt as the templates write it.
     hint: an H×W reading-hint mask (``text4seg.core.reading.hint_mask``) given to the tower as a
-        fourth image channel, for a model whose tower has ``reading_hint``; None gives none. A hint
-        with a read word also switches on the model's reading adapter, if it has one.
+        fourth image channel, for a model whose tower has ``reading_hint``; None gives none.
+    adapter: whether the model's reading adapter, if it has one, answers; None: when ``hint`` shows a
+        read word (``inference.json`` ``empty_hint_adapter`` has pipelines pass ``hint is not None``).
     """
     import torch
 
@@ -165,8 +167,9 @@ def segment(
     streamer = _RowStreamer(
         tokenizer=processor.tokenizer, width=width, labels=labels, on_row=on_row, start=start
     )
-    read = hint is not None and bool(np.asarray(hint).any())
-    with torch.no_grad(), reading_adapter_on(model, read):
+    if adapter is None:
+        adapter = hint is not None and bool(np.asarray(hint).any())
+    with torch.no_grad(), reading_adapter_on(model, adapter):
         output = model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
